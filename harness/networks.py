@@ -1,0 +1,223 @@
+"""Fully connected networks as pure functions of a parameter dict.
+
+This module owns the architecture (:class:`Architecture`), the functional network
+``f(params, x)`` (:class:`MLP`) and the random initialization of many networks at once
+(:func:`init_parameters`).
+
+Notation (Seleznova & Kutyniok 2022, standard parametrization)::
+
+    h^1 = W^1 x + b^1,   x^l = phi(h^l),   h^{l+1} = W^{l+1} x^l + b^{l+1},   f = h^{L+1}
+    W^l_ij ~ N(0, sigma_w2 / n_{l-1}),   b^l_i ~ N(0, sigma_b2)
+
+with input dimension n_0, hidden widths n_1..n_L and output dimension n_{L+1}.
+In the NTK parametrization the trainable parameters are standard normal and the layer
+reads ``h^l = sqrt(sigma_w2 / n_{l-1}) w^l x^{l-1} + sqrt(sigma_b2) beta^l``.
+
+Parameters are named ``layers.{i}.weight`` (shape ``[n_{i+1}, n_i]``) and
+``layers.{i}.bias`` (shape ``[n_{i+1}]``) for ``i = 0..L``; ``layers.{L}`` is the readout.
+Biases are in the dict only when they are trainable; frozen biases must be zero
+(``sigma_b2 = 0``), so the dict always holds every parameter of the network.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+ACTIVATIONS = ("relu", "tanh", "erf", "linear")
+PARAMETRIZATIONS = ("standard", "ntk")
+
+
+def _activation(name: str):
+    if name == "relu":
+        return torch.relu
+    if name == "tanh":
+        return torch.tanh
+    if name == "erf":
+        return torch.erf
+    if name == "linear":
+        return lambda h: h
+    raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A fully connected network and its initialization.
+
+    widths: ``(n_0, n_1, ..., n_L)``, the input dimension then the L hidden widths.
+    output_dim: ``n_{L+1}`` (1 for the paper's scalar-output networks).
+    """
+
+    widths: tuple[int, ...]
+    sigma_w2: float
+    sigma_b2: float = 0.0
+    activation: str = "relu"
+    trainable_bias: bool = True
+    parametrization: str = "standard"
+    output_dim: int = 1
+
+    def __post_init__(self):
+        if len(self.widths) < 2:
+            raise ValueError(f"widths must hold the input dimension and at least one hidden width; got {self.widths}")
+        for i, n in enumerate(self.widths):
+            if int(n) != n or n < 1:
+                raise ValueError(f"widths[{i}] must be a positive integer; got {n!r}")
+        if not self.sigma_w2 > 0:
+            raise ValueError(f"sigma_w2 must be > 0; got {self.sigma_w2!r}")
+        if not self.sigma_b2 >= 0:
+            raise ValueError(f"sigma_b2 must be >= 0; got {self.sigma_b2!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(
+                f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}; got {self.parametrization!r}"
+            )
+        if self.output_dim < 1:
+            raise ValueError(f"output_dim must be >= 1; got {self.output_dim!r}")
+        if not self.trainable_bias and self.sigma_b2 != 0:
+            raise ValueError(
+                "frozen biases must be zero: with trainable_bias = false, sigma_b2 must be 0 "
+                f"(got {self.sigma_b2!r})"
+            )
+
+    @property
+    def depth(self) -> int:
+        """L, the number of hidden layers."""
+        return len(self.widths) - 1
+
+    @property
+    def input_dim(self) -> int:
+        return self.widths[0]
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """``(n_0, n_1, ..., n_L, n_{L+1})``."""
+        return tuple(self.widths) + (self.output_dim,)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every trainable parameter, in layer order."""
+        sizes = self.layer_sizes
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i in range(len(sizes) - 1):
+            shapes[f"layers.{i}.weight"] = (sizes[i + 1], sizes[i])
+            if self.trainable_bias:
+                shapes[f"layers.{i}.bias"] = (sizes[i + 1],)
+        return shapes
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(s) for s in self.parameter_shapes().values())
+
+
+class MLP:
+    """The network as a function ``f(params, x) -> [N, O]`` of a parameter dict.
+
+    ``x`` has shape ``[N, n_0]``; ``params`` maps the names of
+    :meth:`Architecture.parameter_shapes` to tensors of those shapes. It composes with
+    ``torch.func`` (``vmap`` over stacked parameters, ``jacrev``, ``jvp``).
+    """
+
+    def __init__(self, architecture: Architecture):
+        self.architecture = architecture
+        self._phi = _activation(architecture.activation)
+        sizes = architecture.layer_sizes
+        if architecture.parametrization == "ntk":
+            self._weight_scale = [math.sqrt(architecture.sigma_w2 / sizes[i]) for i in range(len(sizes) - 1)]
+            self._bias_scale = math.sqrt(architecture.sigma_b2)
+        else:
+            self._weight_scale = [1.0] * (len(sizes) - 1)
+            self._bias_scale = 1.0
+
+    @property
+    def num_layers(self) -> int:
+        """L + 1 affine layers (L hidden, one readout)."""
+        return self.architecture.depth + 1
+
+    def preactivation(self, params: Mapping[str, torch.Tensor], i: int, inputs: torch.Tensor) -> torch.Tensor:
+        """``h^{i+1} = W^{i+1} x^i + b^{i+1}`` for inputs ``x^i`` of shape [N, n_i]; returns [N, n_{i+1}]."""
+        h = inputs @ params[f"layers.{i}.weight"].T
+        if self._weight_scale[i] != 1.0:
+            h = h * self._weight_scale[i]
+        bias = params.get(f"layers.{i}.bias")
+        if bias is not None:
+            h = h + (bias * self._bias_scale if self._bias_scale != 1.0 else bias)
+        return h
+
+    def layer_inputs(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+        """The inputs ``[x^0, x^1, ..., x^L]`` of the L + 1 affine layers, each [N, n_l]."""
+        outs = [x]
+        for i in range(self.num_layers - 1):
+            outs.append(self._phi(self.preactivation(params, i, outs[-1])))
+        return outs
+
+    def __call__(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i in range(self.num_layers - 1):
+            h = self._phi(self.preactivation(params, i, h))
+        return self.preactivation(params, self.num_layers - 1, h)
+
+
+def network_seed(seed: int, index: int) -> int:
+    """The seed of network ``index`` in a Monte Carlo run seeded with ``seed``.
+
+    Derived with numpy's SeedSequence so that nearby (seed, index) pairs give
+    independent streams, and so that a network's weights depend only on (seed, index):
+    the same numbers whatever the chunking, the number of workers or devices.
+    """
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def init_parameters(
+    architecture: Architecture,
+    seed: int,
+    indices: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    draw_dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
+    """Initialize the networks ``indices`` of a run seeded with ``seed``, stacked.
+
+    Returns name -> tensor of shape ``[len(indices), *shape]`` in ``dtype`` on ``device``.
+
+    Each network draws all its standard normals in one call of a ``torch.Generator``
+    seeded with :func:`network_seed` on ``device`` (Mersenne Twister on CPU, Philox on
+    CUDA), in ``draw_dtype``, then scales them: ``W = sqrt(sigma_w2 / fan_in) * z`` and
+    ``b = sqrt(sigma_b2) * z`` in the standard parametrization, ``z`` itself in the NTK
+    parametrization. Drawing in float32 is about 4.5x faster than float64 on CPU; each
+    value is an exact N(0, 1) draw rounded to 24 bits, which moves the law of any NTK
+    statistic by ~1e-7 relative, far below Monte Carlo error at any feasible sample count.
+    Pass ``draw_dtype=torch.float64`` to draw at full precision.
+    """
+    device = torch.device(device)
+    shapes = architecture.parameter_shapes()
+    sizes = [math.prod(s) for s in shapes.values()]
+    total = sum(sizes)
+    scales = []
+    for name, shape in shapes.items():
+        if architecture.parametrization == "ntk":
+            scales.append(1.0)
+        elif name.endswith("weight"):
+            scales.append(math.sqrt(architecture.sigma_w2 / shape[1]))
+        else:
+            scales.append(math.sqrt(architecture.sigma_b2))
+    flat = torch.empty((len(indices), total), dtype=draw_dtype, device=device)
+    generator = torch.Generator(device=device)
+    for row, index in enumerate(indices):
+        generator.manual_seed(network_seed(seed, index))
+        torch.randn(total, generator=generator, dtype=draw_dtype, device=device, out=flat[row])
+    flat = flat.to(dtype)
+    params: dict[str, torch.Tensor] = {}
+    offset = 0
+    for (name, shape), size, scale in zip(shapes.items(), sizes, scales):
+        block = flat[:, offset : offset + size].reshape(len(indices), *shape)
+        params[name] = block * scale if scale != 1.0 else block.clone()
+        offset += size
+    return params
+
+
+def unstack(params: Mapping[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
+    """Network ``index`` of stacked parameters (each [M, ...] -> [...])."""
+    return {name: value[index] for name, value in params.items()}

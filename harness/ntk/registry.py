@@ -1,0 +1,112 @@
+"""Look up an NTK implementation by built-in name, entry point or import path.
+
+Resolution order for a name ``spec``:
+
+1. a built-in name (``jacobian``, ...);
+2. an entry point of the group ``ntk_harness.implementations`` with that name;
+3. an import path ``package.module:function``.
+
+Every failure raises :class:`ImplementationError` naming the implementation and what
+was wrong.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Callable
+
+from harness.ntk.jacobian import jacobian_ntk
+
+ENTRY_POINT_GROUP = "ntk_harness.implementations"
+
+BUILTINS: dict[str, str] = {
+    "jacobian": "harness.ntk.jacobian:jacobian_ntk",
+}
+
+
+class ImplementationError(ValueError):
+    """An NTK implementation could not be loaded or misbehaved."""
+
+
+@dataclass(frozen=True)
+class NTKImplementation:
+    """A loaded implementation: its name as the user gave it and the callable."""
+
+    name: str
+    function: Callable
+
+    @property
+    def vmappable(self) -> bool:
+        return bool(getattr(self.function, "vmappable", False))
+
+    def __call__(self, f, params, x1, x2):
+        return self.function(f, params, x1, x2)
+
+
+def implementation_names() -> list[str]:
+    """Built-in names and installed entry-point names."""
+    names = list(BUILTINS)
+    names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in names]
+    return names
+
+
+def _load_path(spec: str, label: str) -> Callable:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ImplementationError(
+            f"NTK implementation {label!r}: expected a built-in name ({', '.join(implementation_names())}) "
+            "or an import path 'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import error inside the user's module is reported, not raised
+        raise ImplementationError(f"NTK implementation {label!r}: cannot import module {module_name!r}: {exc}") from exc
+    target = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ImplementationError(f"NTK implementation {label!r}: module {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    return target
+
+
+def _check_signature(function: Callable, label: str) -> None:
+    if not callable(function):
+        raise ImplementationError(f"NTK implementation {label!r}: {function!r} is not callable")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: trust the call
+    try:
+        signature.bind(None, None, None, None)
+    except TypeError as exc:
+        raise ImplementationError(
+            f"NTK implementation {label!r}: expected a callable fn(f, params, x1, x2), got signature {signature}"
+        ) from exc
+
+
+def get_implementation(spec: str | Callable) -> NTKImplementation:
+    """Resolve ``spec`` to an :class:`NTKImplementation` (see the module docstring)."""
+    if callable(spec):
+        _check_signature(spec, getattr(spec, "__name__", repr(spec)))
+        return NTKImplementation(getattr(spec, "__name__", repr(spec)), spec)
+    if not isinstance(spec, str) or not spec:
+        raise ImplementationError(f"NTK implementation must be a name or 'package.module:function'; got {spec!r}")
+    if spec in BUILTINS:
+        function = _load_path(BUILTINS[spec], spec)
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
+        if matches:
+            try:
+                function = matches[0].load()
+            except Exception as exc:
+                raise ImplementationError(f"NTK implementation {spec!r}: entry point failed to load: {exc}") from exc
+        else:
+            function = _load_path(spec, spec)
+    _check_signature(function, spec)
+    return NTKImplementation(spec, function)
+
+
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ImplementationError", "NTKImplementation", "get_implementation",
+           "implementation_names", "jacobian_ntk"]
