@@ -23,6 +23,9 @@ ENTRY_POINT_GROUP = "ntk_harness.implementations"
 
 BUILTINS: dict[str, str] = {
     "jacobian": "harness.ntk.jacobian:jacobian_ntk",
+    "ntk-vector-products": "harness.ntk.vector_products:ntk_vector_products",
+    "structured": "harness.ntk.structured:structured_ntk",
+    "autograd-loop": "harness.ntk.autograd_loop:autograd_loop_ntk",
 }
 
 
