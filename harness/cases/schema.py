@@ -1,0 +1,360 @@
+"""Strict validation and sweep expansion of declarative case files (TOML).
+
+A case file holds one or more ``[[case]]`` tables::
+
+    [[case]]
+    name = "phases"              # required; the prefix of every pytest id
+    kind = "dispersion"          # required; one of harness.kinds.KINDS
+    markers = ["quick"]          # optional pytest markers
+    implementation = "jacobian"  # optional NTK implementation (name or module:function)
+    description = "..."          # optional
+
+    [case.network]               # sections: each kind says which it takes
+    depth = [2, 4, 8]            # a list for a scalar key is a sweep
+    ...
+
+Sections are dataclasses (see :mod:`harness.cases.sections` and each kind). Field
+annotations give the type (int, float, bool, str, list[int], list[float], list[str],
+``X | None`` or a nested section dataclass for a sub-table); ``field(metadata=...)`` may
+give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive``. A field
+without a default is required. A section may define ``validate(self)`` raising
+``ValueError("key: what was expected")`` for rules across fields, and a kind may define
+``validate(case)`` for rules across sections.
+
+Sweeps: a list given for a scalar key, or a list of lists for a list key, is a sweep
+axis; the cartesian product of all axes (in file order) gives the expanded cases. Every
+value is validated, so one bad value fails the whole file at collection time with a
+:class:`CaseError` that names the file, the case, the key and what was expected.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CASE_KEYS = {
+    "name": "a non-empty string",
+    "kind": "the kind of check",
+    "markers": "a list of pytest marker names",
+    "implementation": "an NTK implementation: a built-in name or 'package.module:function'",
+    "description": "a string",
+}
+
+
+class CaseError(ValueError):
+    """A case file that cannot be used; the message names file, case and key."""
+
+    def __init__(self, source: Path | str, message: str, case: str | None = None, key: str | None = None):
+        self.source = str(source)
+        self.case = case
+        self.key = key
+        self.reason = message
+        where = self.source
+        if case is not None:
+            where += f": case {case!r}"
+        if key is not None:
+            where += f": key {key!r}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Case:
+    """One expanded case: validated sections and where it came from."""
+
+    name: str
+    kind: str
+    sections: dict[str, Any]
+    source: Path
+    markers: list[str] = field(default_factory=list)
+    implementation: str | None = None
+    description: str = ""
+    sweep: dict[str, Any] = field(default_factory=dict)
+    index: int = 0
+
+    def section(self, name: str):
+        return self.sections[name]
+
+
+# ---------------------------------------------------------------- type handling
+def _strip_optional(annotation):
+    """(base type, optional?) of ``X | None``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _is_list(annotation) -> bool:
+    return typing.get_origin(annotation) is list
+
+
+def _describe(annotation) -> str:
+    base, optional = _strip_optional(annotation)
+    if _is_list(base):
+        (item,) = typing.get_args(base)
+        text = f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+    elif dataclasses.is_dataclass(base):
+        text = "a table"
+    else:
+        text = {int: "an integer", float: "a number", bool: "a boolean (true/false)", str: "a string"}.get(
+            base, str(base)
+        )
+    return text
+
+
+def _type_name(value) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _convert_scalar(value, base, key: str):
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif base is str:
+        if isinstance(value, str):
+            return value
+    raise ValueError(f"{key}: expected {_describe(base)}, got {_type_name(value)} {value!r}")
+
+
+def _check_metadata(value, metadata, key: str) -> None:
+    items = value if isinstance(value, list) else [value]
+    choices = metadata.get("choices")
+    for item in items:
+        if choices is not None and item not in choices:
+            raise ValueError(f"{key}: expected one of {', '.join(map(repr, choices))}, got {item!r}")
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            if "min" in metadata and not item >= metadata["min"]:
+                raise ValueError(f"{key}: expected a value >= {metadata['min']}, got {item!r}")
+            if "min_exclusive" in metadata and not item > metadata["min_exclusive"]:
+                raise ValueError(f"{key}: expected a value > {metadata['min_exclusive']}, got {item!r}")
+            if "max" in metadata and not item <= metadata["max"]:
+                raise ValueError(f"{key}: expected a value <= {metadata['max']}, got {item!r}")
+            if "max_exclusive" in metadata and not item < metadata["max_exclusive"]:
+                raise ValueError(f"{key}: expected a value < {metadata['max_exclusive']}, got {item!r}")
+    if "min_length" in metadata and isinstance(value, list) and len(value) < metadata["min_length"]:
+        raise ValueError(f"{key}: expected at least {metadata['min_length']} entries, got {len(value)}")
+
+
+def _fields(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls) if f.init}
+
+
+def build_section(cls, table: Any, key_prefix: str):
+    """Validate one (already expanded) table against the section dataclass ``cls``."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{key_prefix}: expected a table, got {_type_name(table)} {table!r}")
+    fields = _fields(cls)
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{key_prefix}.{unknown[0]}: unknown key; expected one of: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, (f, annotation) in fields.items():
+        key = f"{key_prefix}.{name}"
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{key}: required key is missing; expected {_describe(annotation)}")
+            continue
+        value = table[name]
+        base, _optional = _strip_optional(annotation)
+        if dataclasses.is_dataclass(base):
+            kwargs[name] = build_section(base, value, key)
+            continue
+        if _is_list(base):
+            if not isinstance(value, list):
+                raise ValueError(f"{key}: expected {_describe(base)}, got {_type_name(value)} {value!r}")
+            (item_type,) = typing.get_args(base)
+            value = [_convert_scalar(v, item_type, key) for v in value]
+        else:
+            value = _convert_scalar(value, base, key)
+        _check_metadata(value, f.metadata, key)
+        kwargs[name] = value
+    section = cls(**kwargs)
+    validate = getattr(section, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as exc:
+            message = str(exc)
+            raise ValueError(message if message.startswith(key_prefix) else f"{key_prefix}.{message}") from None
+    return section
+
+
+def _sweep_axes(cls, table: dict, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], list]]:
+    """The sweep axes of a section table: (path of keys, list of values)."""
+    axes = []
+    if not isinstance(table, dict):
+        return axes
+    fields = _fields(cls)
+    for name, value in table.items():
+        if name not in fields:
+            continue  # reported by build_section with the allowed keys
+        base, _ = _strip_optional(fields[name][1])
+        if dataclasses.is_dataclass(base):
+            axes += _sweep_axes(base, value, path + (name,))
+        elif _is_list(base):
+            if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+                axes.append((path + (name,), value))
+        elif isinstance(value, list):
+            if not value:
+                raise ValueError(f"{'.'.join(path + (name,))}: an empty list sweeps nothing; expected {_describe(base)}")
+            axes.append((path + (name,), value))
+    return axes
+
+
+def _set_path(table: dict, path: tuple[str, ...], value) -> None:
+    for key in path[:-1]:
+        table = table[key]
+    table[path[-1]] = value
+
+
+# ---------------------------------------------------------------- loading
+def is_case_file(path: Path) -> bool:
+    """A ``.toml`` file other than pyproject.toml whose top level has ``[[case]]``
+    tables, or which does not parse (so that the parse error is reported)."""
+    if path.suffix != ".toml" or path.name == "pyproject.toml":
+        return False
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return True
+    except OSError:
+        return False
+    return "case" in data
+
+
+def _case_name(raw: dict, position: int) -> str:
+    name = raw.get("name")
+    return name if isinstance(name, str) and name else f"#{position + 1}"
+
+
+def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Case]:
+    """Validate one ``[[case]]`` table and expand its sweeps into cases."""
+    label = _case_name(raw, position)
+
+    def fail(message: str, key: str | None = None):
+        return CaseError(source, message, case=label, key=key)
+
+    if not isinstance(raw, dict):
+        raise CaseError(source, f"[[case]] entry {position + 1} must be a table")
+    for key in ("name", "kind"):
+        if key not in raw:
+            raise fail(f"required key is missing; expected {CASE_KEYS[key]}", key)
+    if not isinstance(raw["name"], str) or not raw["name"].strip():
+        raise fail(f"expected a non-empty string, got {raw['name']!r}", "name")
+    kind_name = raw["kind"]
+    if kind_name not in kinds:
+        from harness.kinds import KIND_ERRORS
+
+        if kind_name in KIND_ERRORS:
+            raise fail(f"kind {kind_name!r} is unavailable: {KIND_ERRORS[kind_name]}", "kind")
+        raise fail(f"expected one of {', '.join(map(repr, sorted(kinds)))}, got {kind_name!r}", "kind")
+    kind = kinds[kind_name]
+    markers = raw.get("markers", [])
+    if not isinstance(markers, list) or not all(isinstance(m, str) and m.isidentifier() for m in markers):
+        raise fail(f"expected {CASE_KEYS['markers']} (identifiers), got {markers!r}", "markers")
+    implementation = raw.get("implementation")
+    if implementation is not None and (not isinstance(implementation, str) or not implementation):
+        raise fail(f"expected {CASE_KEYS['implementation']}, got {implementation!r}", "implementation")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise fail(f"expected a string, got {description!r}", "description")
+
+    sections = {k: v for k, v in raw.items() if k not in CASE_KEYS}
+    allowed = kind.sections
+    for name, table in sections.items():
+        if name not in allowed:
+            raise fail(
+                f"unknown key or section for kind {kind_name!r}; expected one of: "
+                f"{', '.join(sorted(set(CASE_KEYS) | set(allowed)))}",
+                name,
+            )
+        if not isinstance(table, dict):
+            raise fail(f"expected a table [case.{name}], got {_type_name(table)}", name)
+
+    axes: list[tuple[tuple[str, ...], list]] = []
+    try:
+        for name, cls in allowed.items():
+            if name in sections:
+                axes += _sweep_axes(cls, sections[name], (name,))
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise fail(message, key) from None
+
+    cases = []
+    combos = itertools.product(*[values for _, values in axes]) if axes else [()]
+    for index, combo in enumerate(combos):
+        concrete = copy.deepcopy(sections)
+        sweep = {}
+        for (path, _), value in zip(axes, combo):
+            _set_path(concrete, path, value)
+            sweep[".".join(path)] = value
+        built = {}
+        for name, cls in allowed.items():
+            try:
+                built[name] = build_section(cls, concrete.get(name, {}), name)
+            except ValueError as exc:
+                key, _, message = str(exc).partition(": ")
+                suffix = f" (in the sweep point {sweep})" if sweep else ""
+                raise fail(message + suffix, key) from None
+        case = Case(
+            name=raw["name"],
+            kind=kind_name,
+            sections=built,
+            source=source,
+            markers=list(markers),
+            implementation=implementation,
+            description=description,
+            sweep=sweep,
+            index=index,
+        )
+        validate = getattr(kind, "validate", None)
+        if validate is not None:
+            try:
+                validate(case)
+            except ValueError as exc:
+                key, sep, message = str(exc).partition(": ")
+                raise (fail(message, key) if sep else fail(str(exc))) from None
+        cases.append(case)
+    return cases
+
+
+def load_case_file(path: str | Path, kinds: dict | None = None) -> list[Case]:
+    """Parse, validate and expand every case of one file; raises :class:`CaseError`."""
+    path = Path(path)
+    if kinds is None:
+        from harness.kinds import KINDS as kinds
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(path, f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseError(path, f"cannot read the file: {exc}") from None
+    unknown = sorted(set(data) - {"case"})
+    if unknown:
+        raise CaseError(path, "unknown top-level key; a case file holds only [[case]] tables", key=unknown[0])
+    raw_cases = data.get("case")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise CaseError(path, "expected one or more [[case]] tables")
+    cases: list[Case] = []
+    for position, raw in enumerate(raw_cases):
+        cases += expand_case(raw, path, position, kinds)
+    return cases

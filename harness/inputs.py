@@ -1,0 +1,53 @@
+"""The inputs at which NTK entries are measured.
+
+:func:`make_inputs` returns ``X`` of shape [N, n_0] with the reference input x_0 in
+row 0, and the cosines ``<x_0, X_j> / (|x_0| |X_j|)`` of shape [N]. The inputs are built
+in float64 numpy from their own seed, so they are the same on every device and dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.cases.sections import InputsSection
+
+
+def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X [N, input_dim] float64, cosines [N]) for the case's inputs section.
+
+    correlated: N = 1 + len(inner_products); X_0 = norm * u and
+    X_j = norm * (c_j u + sqrt(1 - c_j^2) v_j), with u, v_1, v_2, ... orthonormal columns
+    of a seeded random orthogonal matrix, so <X_0, X_j> = c_j norm^2 exactly.
+    random: N = count rows drawn uniformly on the sphere of radius ``norm``.
+    """
+    rng = np.random.default_rng(section.seed)
+    if section.kind == "correlated":
+        cosines = [float(c) for c in section.inner_products]
+        needed = 1 + sum(1 for c in cosines if abs(c) != 1.0)
+        if needed > input_dim:
+            raise ValueError(
+                f"inputs.inner_products: {len(cosines)} inputs at distinct angles need input_dim >= {needed}; "
+                f"the network has input_dim {input_dim}"
+            )
+        q, r = np.linalg.qr(rng.standard_normal((input_dim, input_dim)))
+        q = q * np.sign(np.diag(r))  # Haar-distributed orthogonal matrix
+        u = q[:, 0]
+        rows = [u]
+        next_direction = 1
+        for c in cosines:
+            if abs(c) == 1.0:
+                rows.append(c * u)
+            else:
+                rows.append(c * u + np.sqrt(1.0 - c * c) * q[:, next_direction])
+                next_direction += 1
+        x = np.stack(rows) * section.norm
+    else:
+        z = rng.standard_normal((section.count, input_dim))
+        x = section.norm * z / np.linalg.norm(z, axis=1, keepdims=True)
+    norms = np.linalg.norm(x, axis=1)
+    cosine = x @ x[0] / (norms * norms[0])
+    return x, cosine
+
+
+def as_tensor(x: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=dtype, device=device)

@@ -1,0 +1,148 @@
+"""Monte Carlo over random initializations: NTK samples of many networks, batched.
+
+:func:`sample_ntk` draws ``samples`` networks of one architecture, network i with the
+seed derived from ``(seed, i)`` (:func:`harness.networks.network_seed`), and returns
+the NTK row ``Theta(x_0, X_j)`` of each, shape [samples, N]. Networks are processed in
+chunks: the parameters of a chunk are stacked ([M, ...] per tensor) and the NTK
+implementation is vmapped over them when it declares ``vmappable``; otherwise it is
+called once per network. The chunk size follows a memory budget (default 512 MiB):
+
+    bytes per network ~ P * (itemsize * (2 + N_jacobian) + draw_itemsize)
+
+where P is the parameter count and N_jacobian = N + 1 the per-sample Jacobians the
+reference implementation materializes. A case whose single network does not fit the
+budget fails with the estimate and the limit instead of exhausting memory.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from harness.networks import MLP, Architecture, init_parameters, unstack
+from harness.ntk.registry import ImplementationError, NTKImplementation
+
+
+class MemoryBudgetError(MemoryError):
+    """One network's NTK does not fit the memory budget."""
+
+
+@dataclass
+class NTKSamples:
+    """NTK entries of ``samples`` independent networks.
+
+    row: [samples, N] with row[s, j] = Theta_s(x_0, X_j); row[:, 0] is the diagonal
+    Theta_s(x_0, x_0). Non-finite entries (overflow) are kept as they are; the verdict
+    reports them.
+    """
+
+    row: np.ndarray
+    seconds: float
+    chunk_size: int
+    parameter_count: int
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        return self.row[:, 0]
+
+    @property
+    def nonfinite(self) -> int:
+        return int((~np.isfinite(self.row)).any(axis=1).sum())
+
+
+def bytes_per_network(architecture: Architecture, num_inputs: int, dtype: torch.dtype, draw_dtype: torch.dtype) -> int:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    draw_itemsize = torch.empty((), dtype=draw_dtype).element_size()
+    p = architecture.parameter_count()
+    return p * (itemsize * (2 + num_inputs + 1) + draw_itemsize)
+
+
+def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples) -> int:
+    per_network = bytes_per_network(architecture, num_inputs, dtype, draw_dtype)
+    if per_network > memory_budget_bytes:
+        raise MemoryBudgetError(
+            f"one network needs about {per_network / 2**20:.1f} MiB for its NTK "
+            f"({architecture.parameter_count()} parameters, {num_inputs} inputs), more than the memory budget of "
+            f"{memory_budget_bytes / 2**20:.1f} MiB; raise the budget or shrink the case"
+        )
+    return max(1, min(samples, memory_budget_bytes // per_network))
+
+
+def _checked(result, implementation: NTKImplementation, expected_shape, dtype) -> torch.Tensor:
+    if not isinstance(result, torch.Tensor):
+        raise ImplementationError(
+            f"NTK implementation {implementation.name!r} returned {type(result).__name__}, expected a torch.Tensor"
+        )
+    if tuple(result.shape) != tuple(expected_shape):
+        raise ImplementationError(
+            f"NTK implementation {implementation.name!r} returned shape {tuple(result.shape)}, "
+            f"expected {tuple(expected_shape)}"
+        )
+    if result.dtype != dtype:
+        raise ImplementationError(
+            f"NTK implementation {implementation.name!r} returned dtype {result.dtype}, expected {dtype}"
+        )
+    return result
+
+
+def sample_ntk(
+    architecture: Architecture,
+    inputs: np.ndarray,
+    *,
+    samples: int,
+    seed: int,
+    implementation: NTKImplementation,
+    dtype: torch.dtype = torch.float64,
+    draw_dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    memory_budget_bytes: int = 512 * 2**20,
+    progress: Callable[[int, int], None] | None = None,
+) -> NTKSamples:
+    """NTK rows Theta(x_0, X_j) of ``samples`` networks; see the module docstring.
+
+    inputs: [N, n_0] with x_0 in row 0. Exceptions raised inside the implementation are
+    re-raised as :class:`ImplementationError` naming it.
+    """
+    device = torch.device(device)
+    start = time.perf_counter()
+    f = MLP(architecture)
+    x = torch.as_tensor(inputs, dtype=dtype, device=device)
+    x0 = x[:1]
+    num_inputs = x.shape[0]
+    chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples)
+    expected = (1, num_inputs)
+    rows = []
+
+    def one(params):
+        return implementation(f, params, x0, x)
+
+    batched = vmap(one) if implementation.vmappable else None
+    for first in range(0, samples, chunk):
+        indices = range(first, min(samples, first + chunk))
+        params = init_parameters(architecture, seed, indices, dtype=dtype, device=device, draw_dtype=draw_dtype)
+        try:
+            if batched is not None:
+                result = _checked(batched(params), implementation, (len(indices),) + expected, dtype)
+            else:
+                result = torch.stack(
+                    [_checked(one(unstack(params, i)), implementation, expected, dtype) for i in range(len(indices))]
+                )
+        except ImplementationError:
+            raise
+        except Exception as exc:
+            raise ImplementationError(
+                f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        rows.append(result.reshape(len(indices), num_inputs).detach().to("cpu", torch.float64).numpy())
+        if progress is not None:
+            progress(indices.stop, samples)
+    return NTKSamples(
+        row=np.concatenate(rows),
+        seconds=time.perf_counter() - start,
+        chunk_size=chunk,
+        parameter_count=architecture.parameter_count(),
+    )
