@@ -80,6 +80,13 @@ def _relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def _largest(values: list[float]) -> float | None:
+    """max of ``values``, NaN if any is NaN (Python's max would depend on the order)."""
+    if not values:
+        return None
+    return float("nan") if any(v != v for v in values) else max(values)
+
+
 def _format_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]"
 
@@ -352,9 +359,9 @@ class AgreementKind:
         if failures["shape"]:
             return self._finish(outcome, errors, asymmetry, smallest_ratio, time_impl, time_ref)
         add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g}",
-            measured=max(errors) if errors else None, reference=rtol)
+            measured=_largest(errors), reference=rtol)
         add("symmetric", "symmetric", f"max|K - K^T| / max|K| <= {rtol:g}",
-            measured=max(asymmetry) if asymmetry else None, reference=rtol)
+            measured=_largest(asymmetry), reference=rtol)
         add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
             measured=min(smallest_ratio) if smallest_ratio else None, reference=-rtol)
         add("fresh parameters", "fresh", "each network's kernel computed from its own parameters")
@@ -388,8 +395,8 @@ class AgreementKind:
     def _finish(outcome, errors, asymmetry, smallest_ratio, time_impl, time_ref) -> Outcome:
         outcome.measured.update(
             relative_errors=errors,
-            max_relative_error=max(errors) if errors else None,
-            asymmetry=max(asymmetry) if asymmetry else None,
+            max_relative_error=_largest(errors),
+            asymmetry=_largest(asymmetry),
             smallest_eigenvalue_ratio=min(smallest_ratio) if smallest_ratio else None,
         )
         outcome.timing.update(implementation_s=time_impl, reference_s=time_ref)

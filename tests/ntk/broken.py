@@ -1,0 +1,190 @@
+"""Deliberately broken NTK implementations: each must be caught by the agreement cases.
+
+Every function here has the implementation signature ``fn(f, params, x1, x2)`` and is
+wrong in one specific way; :data:`BROKEN` maps its name to a phrase the failing check's
+message must contain (so a test knows not only that it was caught, but caught for the
+right reason). Usable from the command line too::
+
+    python -m pytest cases/agreement -m quick --ntk-impl tests.ntk.broken:drops_biases
+"""
+from __future__ import annotations
+
+import torch
+
+from harness.ntk.autograd_loop import autograd_loop_ntk
+from harness.ntk.jacobian import jacobian_ntk
+
+
+def _restricted(f, params, x1, x2, keep):
+    """The reference kernel over only the parameters whose name passes ``keep``."""
+    fixed = dict(params)
+
+    def g(sub, x):
+        return f({**fixed, **sub}, x)
+
+    return jacobian_ntk(g, {n: p for n, p in params.items() if keep(n)}, x1, x2)
+
+
+def _last_layer(params) -> int:
+    return max(int(name.split(".")[1]) for name in params)
+
+
+def drops_biases(f, params, x1, x2):
+    """Forgets the bias gradients (the error theory.md warns about)."""
+    return _restricted(f, params, x1, x2, lambda n: not n.endswith(".bias"))
+
+
+def drops_readout(f, params, x1, x2):
+    """Leaves out the readout layer's weight and bias."""
+    last = _last_layer(params)
+    return _restricted(f, params, x1, x2, lambda n: not n.startswith(f"layers.{last}."))
+
+
+def drops_hidden_layer(f, params, x1, x2):
+    """Leaves out the first hidden layer (layers.0.*)."""
+    return _restricted(f, params, x1, x2, lambda n: not n.startswith("layers.0."))
+
+
+def drops_first_weight(f, params, x1, x2):
+    """Leaves out one weight matrix only."""
+    return _restricted(f, params, x1, x2, lambda n: n != "layers.0.weight")
+
+
+_STALE: dict = {}
+
+
+def stale_parameters(f, params, x1, x2):
+    """Caches the parameters of the first network of each architecture and reuses them."""
+    key = tuple((name, tuple(p.shape), p.dtype) for name, p in params.items())
+    cached = _STALE.setdefault(key, {name: p.clone() for name, p in params.items()})
+    return jacobian_ntk(f, cached, x1, x2)
+
+
+_RESULTS: dict = {}
+
+
+def cached_results(f, params, x1, x2):
+    """Memoizes results by input shapes: the second network gets the first one's kernel."""
+    key = (tuple(x1.shape), tuple(x2.shape), x1.dtype, len(params))
+    if key not in _RESULTS:
+        _RESULTS[key] = jacobian_ntk(f, params, x1, x2)
+    return _RESULTS[key]
+
+
+def wrong_shape(f, params, x1, x2):
+    """Returns the kernel flattened."""
+    return jacobian_ntk(f, params, x1, x2).reshape(-1)
+
+
+def swapped_inputs(f, params, x1, x2):
+    """Returns K(x2, x1), [N2, N1, ...], instead of K(x1, x2)."""
+    return jacobian_ntk(f, params, x2, x1)
+
+
+def wrong_dtype(f, params, x1, x2):
+    """Returns float32 for float64 inputs and float64 for float32 ones."""
+    result = jacobian_ntk(f, params, x1, x2)
+    return result.to(torch.float32 if result.dtype == torch.float64 else torch.float64)
+
+
+def low_precision(f, params, x1, x2):
+    """Computes in float32 and casts back: misses float64's 1e-10 agreement."""
+    result = jacobian_ntk(f, {n: p.float() for n, p in params.items()}, x1.float(), x2.float())
+    return result.to(x1.dtype)
+
+
+def returns_nan(f, params, x1, x2):
+    """One NaN entry."""
+    result = jacobian_ntk(f, params, x1, x2).clone()
+    result.view(-1)[0] = float("nan")
+    return result
+
+
+def raises_inside(f, params, x1, x2):
+    """An exception inside the user's code."""
+    raise RuntimeError("deliberate failure inside the implementation")
+
+
+def returns_numpy(f, params, x1, x2):
+    """Returns a numpy array, not a tensor."""
+    return jacobian_ntk(f, params, x1, x2).cpu().numpy()
+
+
+def wrong_signature(f, params, x):
+    """Takes three arguments instead of four."""
+    return jacobian_ntk(f, params, x, x)
+
+
+def unsymmetric(f, params, x1, x2):
+    """Adds 1e-3 of the largest entry above the diagonal: K(x, x) is not symmetric."""
+    result = jacobian_ntk(f, params, x1, x2)
+    n1, n2 = result.shape[:2]
+    upper = torch.ones(n1, n2, dtype=result.dtype, device=result.device).triu(1)
+    while upper.dim() < result.dim():
+        upper = upper[..., None]
+    return result + 1e-3 * result.abs().max() * upper
+
+
+def scaled(f, params, x1, x2):
+    """Off by a factor 1 + 1e-6: only float64's tolerance sees it."""
+    return jacobian_ntk(f, params, x1, x2) * (1 + 1e-6)
+
+
+def swapped_outputs(f, params, x1, x2):
+    """For O > 1, returns Theta[a, b, j, i] instead of Theta[a, b, i, j]."""
+    result = jacobian_ntk(f, params, x1, x2)
+    return result.transpose(-1, -2) if result.dim() == 4 else result
+
+
+def diagonal_outputs(f, params, x1, x2):
+    """For O > 1, keeps only the i = j output blocks (a per-output NTK)."""
+    result = jacobian_ntk(f, params, x1, x2)
+    if result.dim() != 4:
+        return result
+    eye = torch.eye(result.shape[-1], dtype=result.dtype, device=result.device)
+    return result * eye
+
+
+def not_psd(f, params, x1, x2):
+    """Symmetric but indefinite: subtracts a multiple of the identity where x1 == x2."""
+    result = jacobian_ntk(f, params, x1, x2)
+    if x1.shape == x2.shape and torch.equal(x1, x2):
+        n = x1.shape[0]
+        eye = torch.eye(n, dtype=result.dtype, device=result.device)
+        while eye.dim() < result.dim():
+            eye = eye[..., None]
+        result = result - 2 * result.abs().max() * eye
+    return result
+
+
+def claims_vmappable(f, params, x1, x2):
+    """Correct on one network but says ``vmappable = True`` while calling autograd.grad."""
+    return autograd_loop_ntk(f, params, x1, x2)
+
+
+claims_vmappable.vmappable = True
+
+
+# name -> a phrase the failure message must contain
+BROKEN: dict[str, str] = {
+    "drops_biases": "without every bias",
+    "drops_readout": "without the readout layer",
+    "drops_hidden_layer": "without hidden layer 1",
+    "drops_first_weight": "without layers.0.weight",
+    "stale_parameters": "earlier network",
+    "cached_results": "reused across calls",
+    "wrong_shape": "has shape",
+    "swapped_inputs": "has shape",
+    "wrong_dtype": "expected torch.float",
+    "low_precision": "relative error",
+    "returns_nan": "non-finite",
+    "raises_inside": "deliberate failure inside the implementation",
+    "returns_numpy": "expected a torch.Tensor",
+    "wrong_signature": "expected a callable fn(f, params, x1, x2)",
+    "unsymmetric": "max|K - K^T|",
+    "scaled": "times 1.000001",
+    "swapped_outputs": "output indices swapped",
+    "diagonal_outputs": "relative error",
+    "not_psd": "smallest eigenvalue",
+    "claims_vmappable": "fails under torch.func.vmap",
+}

@@ -1,0 +1,102 @@
+"""The agreement kind passes every correct implementation and catches every broken one."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cases.schema import load_case_file
+from harness.kinds.agreement import KIND
+from harness.kinds.base import RunOptions
+from harness.ntk.registry import BUILTINS
+from tests.ntk.broken import BROKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+CASE_DIR = ROOT / "cases" / "agreement"
+
+
+def _quick_cases():
+    cases = []
+    for path in sorted(CASE_DIR.glob("*.toml")):
+        cases += [c for c in load_case_file(path, kinds={"agreement": KIND}) if "quick" in c.markers]
+    return cases
+
+
+QUICK = _quick_cases()
+
+
+def _messages(outcome) -> str:
+    return " || ".join(f"{c.name}: {c.detail}" for c in outcome.failed_checks)
+
+
+def test_quick_agreement_cases_cover_the_issue():
+    archs = [c.sections["network"].architecture() for c in QUICK]
+    assert len(QUICK) >= 8
+    assert {a.output_dim > 1 for a in archs} == {True, False}
+    assert {a.trainable_bias for a in archs} == {True, False}
+    assert {a.parametrization for a in archs} == {"standard", "ntk"}
+    assert {c.sections["agreement"].dtype for c in QUICK} == {"float64", "float32"}
+    assert {a.depth for a in archs} >= {1, 2, 3, 4, 5}
+    assert all(c.sections["agreement"].networks >= 2 for c in QUICK)
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_builtins_pass_every_quick_case(name):
+    for case in QUICK:
+        outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
+        assert outcome.passed, f"{name} on {KIND.case_id(case)}: {_messages(outcome)}"
+        names = {c.name for c in outcome.checks}
+        assert {"agrees with jacobian", "symmetric", "positive semi-definite", "fresh parameters"} <= names
+        assert outcome.measured["max_relative_error"] <= outcome.parameters["rtol"]
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+def test_each_broken_implementation_is_caught_for_its_reason(broken):
+    spec = f"tests.ntk.broken:{broken}"
+    phrase = BROKEN[broken]
+    failures = []
+    for case in QUICK:
+        outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
+        if not outcome.passed:
+            message = _messages(outcome)
+            assert spec in message, f"the message does not name the implementation: {message}"
+            failures.append(message)
+            if phrase in message:
+                break
+    assert failures, f"{broken} passed every quick agreement case"
+    assert any(phrase in m for m in failures), f"{broken}: expected {phrase!r} in one of {failures}"
+
+
+def test_failure_names_worst_entries():
+    outcome = KIND.run(QUICK[0], RunOptions(implementation="tests.ntk.broken:drops_biases", device="cpu"))
+    (check,) = [c for c in outcome.failed_checks if c.name == "agrees with jacobian"]
+    assert "worst entries: K[" in check.detail and "off by" in check.detail
+    assert check.measured > check.reference
+
+
+def test_exception_is_a_failed_check_not_a_crash():
+    outcome = KIND.run(QUICK[0], RunOptions(implementation="tests.ntk.broken:raises_inside", device="cpu"))
+    (check,) = outcome.failed_checks
+    assert check.name == "runs" and "RuntimeError" in check.detail and "broken.py" in check.detail
+
+
+def _pytest_cases(spec: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "cases/agreement", "-m", "quick", "-q", "-p", "no:cacheprovider",
+         "-p", "harness.plugin", "--ntk-impl", spec],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_end_to_end_pytest_cases_with_ntk_impl():
+    """``pytest cases/agreement -m quick --ntk-impl X``: fails for a broken X, passes for a correct one."""
+    good = _pytest_cases("structured")
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
+    bad = _pytest_cases("tests.ntk.broken:drops_readout")
+    assert bad.returncode != 0, bad.stdout[-3000:]
+    assert "without the readout layer" in bad.stdout
