@@ -15,8 +15,11 @@ from .phase import (PHASES, chi_1, depth_to_width, edge_of_chaos_sigma_w2, phase
                     variance_fixed_point)
 from .infinite_width import infinite_width_ntk
 from .exact import ExactLaw
+from .asymptotic import asymptotic_dispersion
+from .acceptance import STATISTICS, acceptance_intervals, estimate, goodness_of_fit
 
 __all__ = [
     "NotApplicable", "PHASES", "chi_1", "depth_to_width", "edge_of_chaos_sigma_w2", "phase_of",
-    "variance_fixed_point", "infinite_width_ntk", "ExactLaw",
+    "variance_fixed_point", "infinite_width_ntk", "ExactLaw", "asymptotic_dispersion",
+    "STATISTICS", "acceptance_intervals", "estimate", "goodness_of_fit",
 ]
