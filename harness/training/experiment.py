@@ -1,0 +1,121 @@
+"""One training experiment: train S seeded networks of one architecture, measure their NTK.
+
+:func:`run_experiment` initializes networks ``0..S-1`` of the run seeded ``seed``
+(:func:`harness.networks.init_parameters`), trains them together (:mod:`harness.training.loop`)
+and, at every checkpoint, computes each network's NTK on the probe set
+(:mod:`harness.training.probe`) and compares it with the network's NTK at initialization
+(:mod:`harness.training.metrics`). Quantities are measured on the output-trace NTK
+``sum_i Theta[a, b, i, i]`` ([N, N]); the relative change is also measured on the full
+per-output NTK ``Theta[a, b, i, j]`` ([N, N, O, O]).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from harness.networks import MLP, Architecture, init_parameters, unstack
+from harness.training import metrics
+from harness.training.data import Dataset
+from harness.training.loop import TrainingConfig, train
+from harness.training.probe import output_trace, probe_ntk
+
+#: The per-checkpoint quantities, each recorded as [checkpoint][seed].
+QUANTITIES = (
+    "relative_change",          # output-trace NTK
+    "relative_change_full",     # per-output blocks [N, N, O, O]
+    "alignment",
+    "top_eigenvalue_change",    # relative change of the largest eigenvalue
+    "block_ratio",
+    "block_ratio_growth",       # block_ratio(t) / block_ratio(0)
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+)
+
+
+@dataclass
+class ExperimentResult:
+    """Per-checkpoint, per-seed measurements of one architecture (see :data:`QUANTITIES`).
+
+    ``series[q][c][s]``: quantity q at checkpoint c for network s. ``eigenvalues[c][s]``: the
+    top-k eigenvalues of the output-trace NTK.
+    """
+
+    architecture: Architecture
+    checkpoints: list[int]
+    series: dict[str, list[list[float]]] = field(default_factory=dict)
+    eigenvalues: list[list[list[float]]] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def final(self, quantity: str) -> list[float]:
+        """Quantity at the last checkpoint, one value per seed."""
+        return self.series[quantity][-1]
+
+
+def run_experiment(
+    architecture: Architecture,
+    dataset: Dataset,
+    config: TrainingConfig,
+    *,
+    seeds: int,
+    seed: int,
+    implementation: Callable,
+    memory_budget_bytes: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    eigenvalues: int = 5,
+) -> ExperimentResult:
+    """Train ``seeds`` networks of ``architecture`` on ``dataset`` and measure their probe NTK."""
+    started = time.perf_counter()
+    f = MLP(architecture)
+    params = init_parameters(architecture, seed, range(seeds), dtype=dtype, device=device)
+
+    def tensor(a, kind=dtype):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=kind, device=device)
+
+    x_train, y_train = tensor(dataset.x_train), tensor(dataset.y_train, torch.int64)
+    x_test, y_test = tensor(dataset.x_test), tensor(dataset.y_test, torch.int64)
+    x_probe = tensor(dataset.x_probe)
+    labels = dataset.y_probe
+    result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in QUANTITIES})
+    initial: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    ntk_seconds = 0.0
+
+    def on_checkpoint(step: int, stacked: dict[str, torch.Tensor]) -> None:
+        nonlocal ntk_seconds
+        t0 = time.perf_counter()
+        row = {q: [] for q in QUANTITIES if q not in ("train_loss", "test_loss", "test_accuracy")}
+        eig_row = []
+        for s in range(seeds):
+            full = probe_ntk(implementation, f, unstack(stacked, s), x_probe, architecture.output_dim,
+                             memory_budget_bytes)
+            trace = output_trace(full)
+            if step == 0:
+                initial.append((full, trace, metrics.block_ratio(trace, labels)))
+            full0, trace0, block0 = initial[s]
+            block = metrics.block_ratio(trace, labels)
+            row["relative_change"].append(metrics.relative_change(trace, trace0))
+            row["relative_change_full"].append(metrics.relative_change(full, full0))
+            row["alignment"].append(metrics.alignment(trace, trace0))
+            row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, trace0, 1)[0]))
+            row["block_ratio"].append(block)
+            row["block_ratio_growth"].append(block / block0)
+            eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())
+        for q, values in row.items():
+            result.series[q].append(values)
+        result.eigenvalues.append(eig_row)
+        ntk_seconds += time.perf_counter() - t0
+
+    if 0 not in config.checkpoints:
+        raise ValueError("the checkpoints must include step 0 (the NTK at initialization)")
+    history = train(f, params, x_train, y_train, x_test, y_test, config, seed=seed, on_checkpoint=on_checkpoint)
+    result.series["train_loss"] = history.train_loss
+    result.series["test_loss"] = history.test_loss
+    result.series["test_accuracy"] = history.test_accuracy
+    total = time.perf_counter() - started
+    result.timing = {"total_s": total, "ntk_s": ntk_seconds, "training_s": total - ntk_seconds}
+    return result

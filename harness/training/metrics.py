@@ -1,0 +1,164 @@
+"""How much an NTK moved during training, and statistics over seeds.
+
+NTK comparisons (``theta_t`` the NTK after t steps, ``theta_0`` at initialization; any shape,
+compared entrywise, so both the output-trace [N, N] and the full [N, N, O, O] NTK work):
+
+- :func:`relative_change`  ``|Theta_t - Theta_0|_F / |Theta_0|_F``;
+- :func:`alignment`        ``<Theta_t, Theta_0>_F / (|Theta_t|_F |Theta_0|_F)`` (cosine; 1 = same direction);
+- :func:`eigenvalue_change` ``(lambda_i(Theta_t) - lambda_i(Theta_0)) / lambda_i(Theta_0)`` for the k
+  largest eigenvalues of a symmetric [N, N] matrix;
+- :func:`block_ratio`      mean |within-class off-diagonal entry| / mean |between-class entry| of a
+  [N, N] matrix with given class labels (diagonal entries Theta(x, x) excluded: they are norms,
+  not similarities, and would make the ratio large for any kernel).
+
+Statistics (numpy/scipy, no torch):
+
+- :func:`mean_interval` the mean over seeds with its Student-t confidence interval;
+- :func:`least_squares_fit` / :func:`power_law_fit` a straight-line fit (of log y on log x for
+  the power law) by ordinary least squares over all (seed, x) points, with the t-interval of
+  the slope on n - 2 degrees of freedom.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _flat(theta) -> np.ndarray:
+    if hasattr(theta, "detach"):
+        theta = theta.detach().cpu().numpy()
+    return np.asarray(theta, dtype=np.float64).ravel()
+
+
+def relative_change(theta_t, theta_0) -> float:
+    """``|Theta_t - Theta_0|_F / |Theta_0|_F`` (both of the same shape)."""
+    a, b = _flat(theta_t), _flat(theta_0)
+    if a.shape != b.shape:
+        raise ValueError(f"relative_change: shapes differ ({a.size} vs {b.size} entries)")
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def alignment(theta_t, theta_0) -> float:
+    """Kernel alignment (cosine similarity of the flattened matrices)."""
+    a, b = _flat(theta_t), _flat(theta_0)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _square(theta) -> np.ndarray:
+    if hasattr(theta, "detach"):
+        theta = theta.detach().cpu().numpy()
+    m = np.asarray(theta, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"expected a square [N, N] matrix; got shape {m.shape}")
+    return m
+
+
+def top_eigenvalues(theta, k: int) -> np.ndarray:
+    """The k largest eigenvalues of the symmetric part of [N, N] ``theta``, descending."""
+    m = _square(theta)
+    values = np.linalg.eigvalsh((m + m.T) / 2)
+    return values[::-1][: min(k, values.size)]
+
+
+def eigenvalue_change(theta_t, theta_0, k: int) -> np.ndarray:
+    """[k] relative changes of the k largest eigenvalues, ``(lambda_t - lambda_0) / lambda_0``."""
+    return top_eigenvalues(theta_t, k) / top_eigenvalues(theta_0, k) - 1.0
+
+
+def block_ratio(theta, labels: Sequence[int]) -> float:
+    """Mean |within-class off-diagonal entry| / mean |between-class entry| of [N, N] ``theta``."""
+    m = np.abs(_square(theta))
+    labels = np.asarray(labels)
+    if labels.shape != (m.shape[0],):
+        raise ValueError(f"block_ratio: {labels.size} labels for a {m.shape[0]} x {m.shape[0]} matrix")
+    same = labels[:, None] == labels[None, :]
+    within = same & ~np.eye(labels.size, dtype=bool)
+    between = ~same
+    if not within.any() or not between.any():
+        raise ValueError("block_ratio needs at least two classes and two samples in some class")
+    return float(m[within].mean() / m[between].mean())
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with its two-sided confidence interval at ``confidence``."""
+
+    mean: float
+    low: float
+    high: float
+    confidence: float
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}] ({self.confidence:.0%} CI, {self.count} seeds)"
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Mean of ``values`` with the Student-t interval ``mean +- t_{(1+c)/2, n-1} s / sqrt(n)``.
+
+    With one value the interval is unbounded (no spread to estimate).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("mean_interval needs at least one value")
+    mean = float(v.mean())
+    if v.size == 1:
+        return Estimate(mean, -math.inf, math.inf, confidence, 1)
+    half = float(stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return Estimate(mean, mean - half, mean + half, confidence, int(v.size))
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """``y = intercept + slope * x`` by least squares; ``interval`` the t-interval of the slope."""
+
+    slope: float
+    intercept: float
+    interval: tuple[float, float]
+    standard_error: float
+    confidence: float
+    points: int
+
+    def __str__(self) -> str:
+        return (f"slope {self.slope:.4g} [{self.interval[0]:.4g}, {self.interval[1]:.4g}] "
+                f"({self.confidence:.0%} CI, {self.points} points), intercept {self.intercept:.4g}")
+
+
+def least_squares_fit(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> LineFit:
+    """Ordinary least squares of y on x with the t-interval of the slope (n - 2 dof).
+
+    The points are assumed independent with equal variance (here: one point per seed and x;
+    the networks of different seeds and sizes are drawn independently).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"least_squares_fit: x and y must be 1-d of equal length; got {x.shape}, {y.shape}")
+    if np.unique(x).size < 2:
+        raise ValueError("least_squares_fit needs at least two distinct x values")
+    n = x.size
+    xm, ym = x.mean(), y.mean()
+    sxx = float(((x - xm) ** 2).sum())
+    slope = float(((x - xm) * (y - ym)).sum() / sxx)
+    intercept = float(ym - slope * xm)
+    if n <= 2:
+        return LineFit(slope, intercept, (-math.inf, math.inf), math.inf, confidence, n)
+    residuals = y - intercept - slope * x
+    se = math.sqrt(float((residuals ** 2).sum()) / (n - 2) / sxx)
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 2)) * se
+    return LineFit(slope, intercept, (slope - half, slope + half), se, confidence, n)
+
+
+def power_law_fit(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> LineFit:
+    """Fit ``y = A x^alpha``: least squares of log y on log x; ``slope`` is the exponent alpha.
+
+    All y must be positive.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if np.any(~(y > 0)):
+        raise ValueError(f"power_law_fit needs positive y; got {y[~(y > 0)][:5]}")
+    return least_squares_fit(np.log(np.asarray(x, dtype=np.float64)), np.log(y), confidence)
