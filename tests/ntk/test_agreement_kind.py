@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -83,11 +84,17 @@ def test_exception_is_a_failed_check_not_a_crash():
     assert check.name == "runs" and "RuntimeError" in check.detail and "broken.py" in check.detail
 
 
+def _plugin_installed() -> bool:
+    return any(ep.value == "harness.plugin" for ep in entry_points(group="pytest11"))
+
+
 def _pytest_cases(spec: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # an installed package loads the plugin through its pytest11 entry point; a bare checkout needs -p
+    plugin = [] if _plugin_installed() else ["-p", "harness.plugin"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", "cases/agreement", "-m", "quick", "-q", "-p", "no:cacheprovider",
-         "-p", "harness.plugin", "--ntk-impl", spec],
+         *plugin, "--ntk-impl", spec],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
 
