@@ -111,7 +111,7 @@ def sample_ntk(
     start = time.perf_counter()
     f = MLP(architecture)
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
-    x0 = x[:1]
+    x0 = x if x.shape[0] == 1 else x[:1]  # one input: the same tensor, so its Jacobian is computed once
     num_inputs = x.shape[0]
     chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples)
     expected = (1, num_inputs)
