@@ -88,13 +88,13 @@ def _plugin_installed() -> bool:
     return any(ep.value == "harness.plugin" for ep in entry_points(group="pytest11"))
 
 
-def _pytest_cases(spec: str) -> subprocess.CompletedProcess:
+def _pytest_cases(spec: str, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     # an installed package loads the plugin through its pytest11 entry point; a bare checkout needs -p
     plugin = [] if _plugin_installed() else ["-p", "harness.plugin"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", "cases/agreement", "-m", "quick", "-q", "-p", "no:cacheprovider",
-         *plugin, "--ntk-impl", spec],
+         *plugin, "--ntk-impl", spec, *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
 
@@ -104,6 +104,6 @@ def test_end_to_end_pytest_cases_with_ntk_impl():
     """``pytest cases/agreement -m quick --ntk-impl X``: fails for a broken X, passes for a correct one."""
     good = _pytest_cases("structured")
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
-    bad = _pytest_cases("tests.ntk.broken:drops_readout")
+    bad = _pytest_cases("tests.ntk.broken:drops_readout", "-x")
     assert bad.returncode != 0, bad.stdout[-3000:]
     assert "without the readout layer" in bad.stdout
