@@ -28,6 +28,7 @@ QUANTITIES = (
     "relative_change",          # output-trace NTK
     "relative_change_full",     # per-output blocks [N, N, O, O]
     "alignment",
+    "misalignment",             # 1 - alignment: how far the kernel's shape (direction) moved
     "top_eigenvalue_change",    # relative change of the largest eigenvalue
     "block_ratio",
     "block_ratio_growth",       # block_ratio(t) / block_ratio(0)
@@ -100,7 +101,9 @@ def run_experiment(
             block = metrics.block_ratio(trace, labels)
             row["relative_change"].append(metrics.relative_change(trace, trace0))
             row["relative_change_full"].append(metrics.relative_change(full, full0))
-            row["alignment"].append(metrics.alignment(trace, trace0))
+            cosine = metrics.alignment(trace, trace0)
+            row["alignment"].append(cosine)
+            row["misalignment"].append(1.0 - cosine)
             row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, trace0, 1)[0]))
             row["block_ratio"].append(block)
             row["block_ratio_growth"].append(block / block0)
