@@ -108,3 +108,34 @@ def ntk_autograd_diagonal_same_network(widths, sigma_w2, seed, trainable_bias=Tr
     auto = ntk_autograd(widths, sigma_w2, x, x, g1, trainable_bias=trainable_bias)
     explicit = diagonal_ntk_batched(widths, sigma_w2, 1, seed, trainable_bias=trainable_bias, batch=1)[0]
     return auto, explicit
+
+
+def ntk_pair_batched(widths, sigma_w2, count, seed, x, y, *, sigma_b2=0.0, trainable_bias=True,
+                     batch=100) -> np.ndarray:
+    """``count`` draws of Theta(x, y) (random biases when sigma_b2 > 0), explicit backprop:
+    ``Theta(x, y) = sum_l <delta^l(x), delta^l(y)> (<x^{l-1}, y^{l-1}> + beta)``; numpy [count]."""
+    g = torch.Generator().manual_seed(seed)
+    beta = 1.0 if trainable_bias else 0.0
+    out, done = [], 0
+    while done < count:
+        b = min(batch, count - done)
+        weights, biases = sample_weights(widths, sigma_w2, b, g, sigma_b2)
+        inp = torch.stack([x, y], dim=1).expand(b, -1, -1)       # [B, n_0, 2]
+        acts, masks = [inp], []
+        for l, (W, c) in enumerate(zip(weights, biases)):
+            h = torch.bmm(W, acts[-1]) + c.unsqueeze(-1)
+            if l < len(weights) - 1:
+                mask = (h > 0).to(h.dtype)
+                masks.append(mask)
+                acts.append(h * mask)
+        delta = torch.ones(b, 1, 2, dtype=torch.float64)
+        theta = torch.zeros(b, dtype=torch.float64)
+        for l in range(len(weights) - 1, -1, -1):
+            inner_in = (acts[l][:, :, 0] * acts[l][:, :, 1]).sum(1)
+            inner_delta = (delta[:, :, 0] * delta[:, :, 1]).sum(1)
+            theta += inner_delta * (inner_in + beta)
+            if l > 0:
+                delta = masks[l - 1] * torch.bmm(weights[l].transpose(1, 2), delta)
+        out.append(theta.numpy())
+        done += b
+    return np.concatenate(out)

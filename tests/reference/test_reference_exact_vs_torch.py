@@ -18,7 +18,7 @@ from scipy import stats
 
 from reference import ExactLaw, infinite_width_ntk
 from reference_brute_force import (diagonal_ntk_batched, ntk_autograd, ntk_autograd_diagonal_same_network,
-                                   unit_input)
+                                   ntk_pair_batched, unit_input)
 
 NETWORKS = 10_000
 EXACT_DRAWS = 200_000
@@ -60,16 +60,20 @@ def test_exact_law_matches_torch_networks(cfg):
     assert abs((brute**2).mean() - second) < 4.5 * se_second, ((brute**2).mean(), second, se_second)
 
 
-def test_ignoring_dead_layers_is_detected():
+@pytest.mark.parametrize("width, networks", [
+    (4, NETWORKS),
+    pytest.param(8, 100_000, marks=pytest.mark.slow),
+])
+def test_ignoring_dead_layers_is_detected(width, networks):
     """The dead-layer cascade matters at small width: a law that draws every layer's active
     count independently, without setting Theta = beta on dead nets, is rejected by the same
     KS test at 10^4 networks, so the tests above have power against that mistake.  (At width 8
     the wrong law differs on ~1.6% of networks and needs ~10^5 networks to be rejected, see
-    theory.md; width 4, depth 4 has ~23% dead networks.)  Seeded; the rejection threshold 1e-6
+    theory.md: the slow variant; width 4, depth 4 has ~23% dead networks.)  Seeded; the rejection threshold 1e-6
     is far below the observed p-value."""
-    widths, sigma_w2 = (4, 4, 4, 4, 4), 2.0
+    widths, sigma_w2 = (width,) * 5, 2.0
     law = ExactLaw(widths, sigma_w2)
-    brute = diagonal_ntk_batched(widths, sigma_w2, NETWORKS, 7)
+    brute = diagonal_ntk_batched(widths, sigma_w2, networks, 7)
     rng = np.random.default_rng(7)
     # reimplement the sampler without the dead-layer override via the public recursion
     size = EXACT_DRAWS
@@ -96,23 +100,34 @@ def test_explicit_backprop_equals_autograd():
 
 @pytest.mark.parametrize("sigma_b2", [0.0, 0.3])
 def test_infinite_width_ntk_matches_wide_torch_networks(sigma_b2):
-    """Off-diagonal Theta(x, y) of wide networks (n = 256, L = 3, 300 networks, autograd,
+    """Off-diagonal Theta(x, y), <x, y> = 0.6, of wide networks (n = 64, L = 3, 1000 networks,
     random biases when sigma_b2 > 0) averages to the infinite-width NTK within 4.5 standard
-    errors plus a 3% finite-width allowance (the finite-width correction is O(L/n))."""
-    import torch
-
-    widths = (16, 256, 256, 256)
+    errors plus a 3% finite-width allowance (observed deviation ~1-2%, O(L/n))."""
+    widths = (16, 64, 64, 64)
     sigma_w2 = 2.0
     x = unit_input(16, 1)
     z = unit_input(16, 2)
     z = z - (z @ x) * x
     z = z / z.norm()
-    y = 0.6 * x + 0.8 * z                         # <x, y> = 0.6
-    g = torch.Generator().manual_seed(3)
-    values = np.array([ntk_autograd(widths, sigma_w2, x, y, g, sigma_b2=sigma_b2) for _ in range(300)])
+    y = 0.6 * x + 0.8 * z
+    values = ntk_pair_batched(widths, sigma_w2, 1000, 3, x, y, sigma_b2=sigma_b2)
     expected = infinite_width_ntk(0.6, 1.0, 1.0, widths, sigma_w2, sigma_b2=sigma_b2)
     se = values.std(ddof=1) / math.sqrt(values.size)
     assert abs(values.mean() - expected) < 4.5 * se + 0.03 * expected, (values.mean(), expected, se)
+
+
+def test_pair_brute_force_equals_autograd():
+    """The off-diagonal brute force (explicit backprop, random biases) equals torch.autograd
+    over all parameters on the same networks."""
+    import torch
+
+    x = unit_input(6, 1)
+    y = unit_input(6, 2)
+    for sigma_b2 in (0.0, 0.3):
+        for seed in range(3):
+            auto = ntk_autograd((6, 9, 7, 5), 2.0, x, y, torch.Generator().manual_seed(seed), sigma_b2=sigma_b2)
+            explicit = ntk_pair_batched((6, 9, 7, 5), 2.0, 1, seed, x, y, sigma_b2=sigma_b2, batch=1)[0]
+            assert explicit == pytest.approx(auto, rel=1e-12, abs=1e-12)
 
 
 def test_infinite_width_diagonal_equals_exact_mean():
