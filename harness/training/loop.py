@@ -194,7 +194,7 @@ def _check_finite(losses: torch.Tensor, step: int, config: TrainingConfig, what:
     if not bool(finite.all()):
         network = int((~finite).nonzero()[0, 0])
         raise DivergenceError(step, config.learning_rate, config.optimizer, network,
-                              f"{what} {config.loss}", float(losses[network]))
+                              f"{what} {config.loss}", float(losses[network].detach()))
 
 
 def checkpoint_steps(steps: int, checkpoints: Sequence[int] | None, count: int = 5) -> tuple[int, ...]:

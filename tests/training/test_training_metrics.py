@@ -1,0 +1,104 @@
+"""Metrics of NTK movement and statistics over seeds, on hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from harness.training import metrics
+
+
+def test_relative_change_by_hand():
+    theta0 = np.array([[2.0, 1.0], [1.0, 2.0]])  # |.|_F = sqrt(10)
+    theta_t = np.array([[3.0, 1.0], [1.0, 2.0]])  # differs by 1 in one entry
+    assert metrics.relative_change(theta_t, theta0) == pytest.approx(1 / math.sqrt(10))
+    assert metrics.relative_change(theta0, theta0) == 0.0
+
+
+def test_relative_change_of_per_output_blocks():
+    theta0 = np.zeros((2, 2, 2, 2))
+    theta0[..., 0, 0] = 1.0
+    theta0[..., 1, 1] = 1.0  # |.|_F = sqrt(8)
+    theta_t = theta0.copy()
+    theta_t[0, 1, 0, 1] = 2.0  # one off-diagonal output entry appears
+    assert metrics.relative_change(theta_t, theta0) == pytest.approx(2 / math.sqrt(8))
+
+
+def test_alignment_by_hand():
+    a = np.array([[1.0, 0.0], [0.0, 1.0]])
+    b = np.array([[1.0, 1.0], [1.0, 1.0]])
+    assert metrics.alignment(a, b) == pytest.approx(2 / (math.sqrt(2) * 2))
+    assert metrics.alignment(3 * a, a) == pytest.approx(1.0)  # scale-free
+    assert metrics.relative_change(3 * a, a) == pytest.approx(2.0)  # while the relative change is not
+
+
+def test_eigenvalue_change_by_hand():
+    theta0 = np.diag([4.0, 2.0, 1.0])
+    theta_t = np.diag([6.0, 2.0, 0.5])
+    np.testing.assert_allclose(metrics.top_eigenvalues(theta0, 2), [4.0, 2.0])
+    np.testing.assert_allclose(metrics.eigenvalue_change(theta_t, theta0, 3), [0.5, 0.0, -0.5])
+
+
+def test_block_ratio_by_hand():
+    # classes [0, 0, 1, 1]; within-class off-diagonal entries 3, between-class entries 1 or -1
+    theta = np.array([
+        [9.0, 3.0, 1.0, -1.0],
+        [3.0, 9.0, -1.0, 1.0],
+        [1.0, -1.0, 9.0, 3.0],
+        [-1.0, 1.0, 3.0, 9.0],
+    ])
+    assert metrics.block_ratio(theta, [0, 0, 1, 1]) == pytest.approx(3.0)  # diagonal excluded, |.| taken
+    # a kernel without class structure has ratio 1
+    assert metrics.block_ratio(np.ones((4, 4)), [0, 0, 1, 1]) == pytest.approx(1.0)
+
+
+def test_block_ratio_rejects_bad_labels():
+    with pytest.raises(ValueError, match="labels"):
+        metrics.block_ratio(np.eye(3), [0, 1])
+    with pytest.raises(ValueError, match="two classes"):
+        metrics.block_ratio(np.eye(3), [0, 0, 0])
+
+
+def test_mean_interval_is_the_t_interval():
+    values = [1.0, 2.0, 3.0, 6.0]
+    e = metrics.mean_interval(values, 0.95)
+    half = stats.t.ppf(0.975, 3) * np.std(values, ddof=1) / 2
+    assert e.mean == pytest.approx(3.0)
+    assert (e.low, e.high) == pytest.approx((3.0 - half, 3.0 + half))
+    single = metrics.mean_interval([5.0])
+    assert single.low == -math.inf and single.high == math.inf
+
+
+def test_power_law_fit_recovers_a_known_exponent():
+    rng = np.random.default_rng(1)
+    widths = np.repeat([16, 32, 64, 128, 256], 6)
+    y = 3.0 * widths ** -0.75 * np.exp(0.05 * rng.standard_normal(widths.size))
+    fit = metrics.power_law_fit(widths, y, confidence=0.999)  # seeded; a 0.1% chance to miss
+    assert fit.slope == pytest.approx(-0.75, abs=0.05)
+    assert fit.interval[0] < -0.75 < fit.interval[1]
+    assert math.exp(fit.intercept) == pytest.approx(3.0, rel=0.2)
+    exact = metrics.power_law_fit([1, 2, 4, 8], [1.0, 0.5, 0.25, 0.125])
+    assert exact.slope == pytest.approx(-1.0)
+    assert exact.interval == pytest.approx((-1.0, -1.0))
+
+
+def test_power_law_fit_interval_coverage():
+    """The t-interval of the slope covers the true exponent at about its level (seeded, 400 fits)."""
+    rng = np.random.default_rng(7)
+    x = np.repeat([16.0, 32.0, 64.0, 128.0], 4)
+    covered = 0
+    for _ in range(400):
+        y = x ** 0.3 * np.exp(0.3 * rng.standard_normal(x.size))
+        low, high = metrics.power_law_fit(x, y, 0.9).interval
+        covered += low <= 0.3 <= high
+    # 90% nominal; binomial sd over 400 fits is 1.5%, so [0.85, 0.95] is a > 3-sd band
+    assert 0.85 <= covered / 400 <= 0.95
+
+
+def test_fits_reject_bad_input():
+    with pytest.raises(ValueError, match="positive"):
+        metrics.power_law_fit([1, 2], [1.0, 0.0])
+    with pytest.raises(ValueError, match="two distinct"):
+        metrics.least_squares_fit([1, 1, 1], [1.0, 2.0, 3.0])
