@@ -92,7 +92,7 @@ The same automaton run on realized factors, vectorized over draws: with ``R = w_
 per layer, ``P <- P a``, ``O <- (S + O) a``, ``S <- R``, ``Bk <- R b``; at the end
 ``Theta = w_{L+1} P + beta + Bk + (S + O) a_{L+1}``, then ``Theta = beta`` where any layer died.
 ``K ~ Binomial(n, 1/2)`` is drawn exactly as the popcount of n random bits (fast for
-n <= 256, numpy's binomial otherwise); ``chi^2_k = 2 Gamma(k/2)`` by ``standard_gamma`` with
+n <= 255, numpy's binomial otherwise); ``chi^2_k = 2 Gamma(k/2)`` by ``standard_gamma`` with
 a per-draw shape array.  Cost O(L) per draw; no network is built.
 """
 
@@ -115,22 +115,27 @@ for _s, _targets in {P: (P, BK, S), Q: (Q, BK, S), BK: (BK, S), S: (O,), O: (O,)
 # factor type per state: 0 -> a (forward), 1 -> constant 1, 2 -> b (backward)
 _FACTOR_TYPE = np.array([0, 1, 2, 1, 0])
 
-_POPCOUNT_MAX_WIDTH = 256
+_POPCOUNT_MAX_WIDTH = 255
 _CHUNK = 1 << 16
 
 
 def _binomial_half(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """Exact Binomial(n, 1/2) draws, shape [size], int64: popcount of n uniform random bits."""
+    """Exact Binomial(n, 1/2) draws, shape [size]: popcount of n uniform random bits
+    (uint8 for n <= 255), numpy's binomial (int64) for wider layers."""
     if n > _POPCOUNT_MAX_WIDTH:
         return rng.binomial(n, 0.5, size)
-    total = np.zeros(size, dtype=np.int64)
+    total = None
     remaining = n
     while remaining > 0:
         bits = min(remaining, 64)
         words = rng.bit_generator.random_raw(size)  # uniform uint64
         if bits < 64:
-            words &= np.uint64((1 << bits) - 1)
-        total += np.bitwise_count(words)
+            np.bitwise_and(words, np.uint64((1 << bits) - 1), out=words)
+        counts = np.bitwise_count(words)            # uint8
+        if total is None:
+            total = counts
+        else:
+            total += counts
         remaining -= bits
     return total
 
@@ -285,8 +290,8 @@ class ExactLaw:
             k = _binomial_half(rng, n, size)
             alive &= k > 0
             shape[:size] = k
-            shape[size:] = k - 1
-            np.maximum(shape, 0.0, out=shape)
+            np.subtract(shape[:size], 1.0, out=shape[size:])
+            np.maximum(shape[size:], 0.0, out=shape[size:])
             shape *= 0.5
             g = rng.standard_gamma(shape)                     # chi^2 / 2 for (A_l, C_l)
             a = g[:size]
