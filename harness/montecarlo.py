@@ -7,10 +7,12 @@ chunks: the parameters of a chunk are stacked ([M, ...] per tensor) and the NTK
 implementation is vmapped over them when it declares ``vmappable``; otherwise it is
 called once per network. The chunk size follows a memory budget (default 512 MiB):
 
-    bytes per network ~ P * (itemsize * (2 + N_jacobian) + draw_itemsize)
+    bytes per network ~ P * (itemsize * (2 + 2 N) + draw_itemsize)
 
-where P is the parameter count and N_jacobian = N + 1 the per-sample Jacobians the
-reference implementation materializes. A case whose single network does not fit the
+where P is the parameter count and 2 N covers the per-sample Jacobians the reference
+implementation materializes and their concatenation. The implementation is called with
+``x1 = x2 = X`` (the full [N, N] kernel, so that per-input derivatives are computed
+once) and row 0 is kept. A case whose single network does not fit the
 budget fails with the estimate and the limit instead of exhausting memory.
 """
 from __future__ import annotations
@@ -58,7 +60,7 @@ def bytes_per_network(architecture: Architecture, num_inputs: int, dtype: torch.
     itemsize = torch.empty((), dtype=dtype).element_size()
     draw_itemsize = torch.empty((), dtype=draw_dtype).element_size()
     p = architecture.parameter_count()
-    return p * (itemsize * (2 + num_inputs + 1) + draw_itemsize)
+    return p * (itemsize * (2 + 2 * num_inputs) + draw_itemsize)
 
 
 def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples) -> int:
@@ -111,14 +113,16 @@ def sample_ntk(
     start = time.perf_counter()
     f = MLP(architecture)
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
-    x0 = x if x.shape[0] == 1 else x[:1]  # one input: the same tensor, so its Jacobian is computed once
     num_inputs = x.shape[0]
     chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples)
-    expected = (1, num_inputs)
+    expected = (num_inputs, num_inputs)
     rows = []
 
     def one(params):
-        return implementation(f, params, x0, x)
+        # the whole [N, N] kernel, of which row 0 is kept: passing the same tensor twice
+        # lets an implementation compute the per-input derivatives once (for the
+        # jacobian implementation this is several times faster than a separate x_0)
+        return implementation(f, params, x, x)
 
     batched = vmap(one) if implementation.vmappable else None
     for first in range(0, samples, chunk):
@@ -137,7 +141,7 @@ def sample_ntk(
             raise ImplementationError(
                 f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}"
             ) from exc
-        rows.append(result.reshape(len(indices), num_inputs).detach().to("cpu", torch.float64).numpy())
+        rows.append(result[:, 0, :].detach().to("cpu", torch.float64).numpy())
         if progress is not None:
             progress(indices.stop, samples)
     return NTKSamples(

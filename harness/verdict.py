@@ -41,6 +41,7 @@ def format_outcome(case_id: str, outcome: Outcome) -> str:
             check.name,
             _num(check.measured),
             _interval(check.measured_interval),
+            _num(check.reference),
             check.expected,
         )
         for check in outcome.checks
@@ -48,7 +49,7 @@ def format_outcome(case_id: str, outcome: Outcome) -> str:
     text = [f"case {case_id}: {'passed' if outcome.passed else 'FAILED'}"]
     text.append(tabulate(params, tablefmt="plain"))
     text.append("")
-    text.append(tabulate(rows, headers=["", "check", "measured", "interval", "expected (theory)"], tablefmt="simple"))
+    text.append(tabulate(rows, headers=["", "check", "measured", "95% interval", "theory", "accepted"], tablefmt="simple"))
     details = [f"- {check.name}: {check.detail}" for check in outcome.checks if check.detail]
     if details:
         text.append("")

@@ -8,15 +8,16 @@ against the references the case asks for:
 - ``exact`` (ReLU, sigma_b^2 = 0): the exact finite-width law of Theta(x_0, x_0)
   (:class:`reference.ExactLaw`). Each statistic in ``expect.statistics`` must fall in its
   calibrated acceptance interval and the goodness-of-fit p-value must exceed its share of
-  the false-alarm rate: with k statistical checks in the case each runs at level
-  alpha / k (Bonferroni), so a correct implementation fails a case with probability at
-  most ``expect.false_alarm_rate``.
+  the false-alarm rate (Bonferroni: alpha is split equally between the families present,
+  exact and infinite-width, then between the checks of each family), so a correct
+  implementation fails a case by chance with probability at most
+  ``expect.false_alarm_rate``.
 - ``asymptotic``: the measured dispersion against the n, L -> infinity limit at
   lambda = L / n, within ``expect.tolerance.<phase>`` (relative). Approximate at finite
   size by construction; the outcome also shows the exact finite-width value, so the
   deviation of the theory itself is visible.
 - ``infinite-width``: the mean of each Theta(x_0, X_j) against the infinite-width NTK;
-  passes when the mean's (1 - alpha / k) t-interval meets the band
+  passes when the mean's t-interval at its share of alpha meets the band
   reference * (1 +- ``expect.mean_tolerance.<phase>``).
 """
 from __future__ import annotations
@@ -231,13 +232,13 @@ class DispersionKind:
 
         reference_start = time.perf_counter()
         ref: dict = {"phase": phase, "depth_to_width": depth_to_width}
-        n_stat_checks = 0
-        if "exact" in expect.reference:
-            n_stat_checks += len(expect.statistics) + int(expect.goodness_of_fit)
-        if "infinite-width" in expect.reference:
-            n_stat_checks += row.shape[1] - 1  # column 0 is x_0 itself: the diagonal
-        alpha_each = expect.false_alarm_rate / max(n_stat_checks, 1)
-        ref["alpha_per_check"] = alpha_each
+        # Bonferroni: the case's false-alarm rate is split equally between the families of
+        # statistical checks present (exact law; infinite-width means), then within each.
+        families = [name for name in ("exact", "infinite-width") if name in expect.reference]
+        alpha_family = expect.false_alarm_rate / max(len(families), 1)
+        alpha_exact = alpha_family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
+        alpha_mean = alpha_family / max(row.shape[1] - 1, 1)  # column 0 is x_0 itself: the diagonal
+        ref["alpha_per_check"] = {"exact": alpha_exact, "infinite-width": alpha_mean}
 
         law = None
         if "exact" in expect.reference or "asymptotic" in expect.reference:
@@ -252,7 +253,7 @@ class DispersionKind:
 
         if "exact" in expect.reference and diagonal.size >= 2:
             accepted = reference.acceptance_intervals(
-                law, diagonal.size, alpha=alpha_each, statistics=tuple(expect.statistics), cache_dir=options.cache_dir
+                law, diagonal.size, alpha=alpha_exact, statistics=tuple(expect.statistics), cache_dir=options.cache_dir
             )
             ref["acceptance"] = {name: list(interval) for name, interval in accepted.items()}
             for name in expect.statistics:
@@ -264,7 +265,7 @@ class DispersionKind:
                         bool(low <= value <= high),
                         measured=value,
                         measured_interval=tuple(measured["intervals"].get(name, (np.nan, np.nan))),
-                        expected=f"[{_fmt(low)}, {_fmt(high)}] at level {alpha_each:.2g}",
+                        expected=f"[{_fmt(low)}, {_fmt(high)}] at level {alpha_exact:.2g}",
                         reference=ref["exact"].get(name),
                     )
                 )
@@ -274,9 +275,9 @@ class DispersionKind:
                 outcome.checks.append(
                     Check(
                         "samples follow the exact law (KS)",
-                        bool(p_value >= alpha_each),
+                        bool(p_value >= alpha_exact),
                         measured=p_value,
-                        expected=f"p >= {alpha_each:.2g}",
+                        expected=f"p >= {alpha_exact:.2g}",
                     )
                 )
 
@@ -321,7 +322,7 @@ class DispersionKind:
                     continue
                 data = finite_rows[:, j]
                 half = float(
-                    scipy_stats.t.ppf(1 - alpha_each / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size)
+                    scipy_stats.t.ppf(1 - alpha_mean / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size)
                 )
                 low, high = column["mean"] - half, column["mean"] + half
                 band_low, band_high = expected_mean * (1 - tolerance), expected_mean * (1 + tolerance)
