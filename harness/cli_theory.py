@@ -33,7 +33,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-bias", action="store_true", help="biases are not trainable parameters")
     parser.add_argument("--samples", type=int, default=None, help="sample size S: also print acceptance intervals")
     parser.add_argument("--alpha", type=float, default=1e-3, help="false-alarm rate per interval (default 1e-3)")
+    parser.add_argument("--sigma-b2", type=float, default=0.0,
+                        help="bias variance at init (default 0; > 0 leaves the exact law: phase and infinite-width only)")
+    parser.add_argument("--activation", default="relu",
+                        help="relu (default), tanh, erf, linear; non-relu: mean-field phase only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration replicates (default 0)")
+    parser.add_argument("--cache-dir", default=None, help="cache acceptance intervals in this folder (default: no cache)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -59,8 +64,31 @@ def predictions(args) -> dict:
     if not (0.0 < args.alpha < 1.0):
         raise ValueError(f"--alpha must be in the open interval (0, 1) (got {args.alpha})")
     trainable_bias = not args.no_bias
-    law = reference.ExactLaw((input_dim,) + (width,) * depth, args.sigma_w2, trainable_bias=trainable_bias)
+    sigma_b2 = getattr(args, "sigma_b2", 0.0)
+    activation = getattr(args, "activation", "relu")
+    if not (sigma_b2 >= 0 and math.isfinite(sigma_b2)):
+        raise ValueError(f"--sigma-b2 must be a finite number >= 0 (got {sigma_b2})")
+    widths = (input_dim,) + (width,) * depth
     lam = reference.depth_to_width(depth, width)
+    try:
+        law = reference.ExactLaw(widths, args.sigma_w2, trainable_bias=trainable_bias, sigma_b2=sigma_b2,
+                                 activation=activation)
+    except reference.NotApplicable as exc:
+        if args.samples is not None:
+            raise ValueError(f"--samples needs the exact law, which does not apply here: {exc}") from None
+        return {
+            "phase": reference.phase_of(args.sigma_w2, sigma_b2, activation),
+            "depth_to_width": lam, "width": width, "depth": depth, "input_dim": input_dim,
+            "sigma_w2": args.sigma_w2, "sigma_b2": sigma_b2, "activation": activation,
+            "trainable_bias": trainable_bias,
+            "chi_1": reference.chi_1(args.sigma_w2, sigma_b2, activation),
+            "variance_fixed_point": _finite(reference.variance_fixed_point(args.sigma_w2, sigma_b2, activation)),
+            "exact": None, "asymptotic": None,
+            "infinite_width": ({"mean": _finite(reference.infinite_width_ntk(
+                1.0, 1.0, 1.0, widths, args.sigma_w2, sigma_b2=sigma_b2, trainable_bias=trainable_bias))}
+                if activation == "relu" else None),
+            "not_applicable": str(exc),
+        }
     log_mean, log_second = law.log_mean_second_moment()
     out = {
         "phase": reference.phase_of(args.sigma_w2),
@@ -95,6 +123,16 @@ def predictions(args) -> dict:
 
 def _table(result: dict) -> str:
     from tabulate import tabulate
+
+    if result.get("exact") is None:
+        rows = [("phase (mean-field)", result["phase"]), ("chi_1", f"{result['chi_1']:.6g}"),
+                ("variance fixed point q*", "inf" if result["variance_fixed_point"] is None
+                 else f"{result['variance_fixed_point']:.6g}"),
+                ("depth_to_width (lambda = L/n)", f"{result['depth_to_width']:.6g}")]
+        if result["infinite_width"] is not None:
+            rows.append(("infinite-width E[Theta] (Jacot)", f"{result['infinite_width']['mean']:.6g}"))
+        rows.append(("exact / asymptotic law", "not applicable: " + result["not_applicable"]))
+        return tabulate(rows, headers=("quantity", "value"), disable_numparse=True)
 
     rows = [
         ("phase", result["phase"]),

@@ -167,8 +167,8 @@ class ExactLaw:
         if activation != "relu":
             raise NotApplicable(
                 f"the exact finite-width law holds only for activation='relu' (got {activation!r}); "
-                "for this activation only the infinite-width / asymptotic (mean-field) reference "
-                "applies: use reference.phase for its phase")
+                "for this activation only the infinite-width mean-field reference applies "
+                "(reference.phase: q*, chi_1, phase)")
         if sigma_b2 > 0.0:
             raise NotApplicable(
                 f"the exact finite-width law needs zero biases at initialization (got sigma_b2={sigma_b2}); "

@@ -49,7 +49,23 @@ def test_defaults_and_table(capsys):
     assert result["trainable_bias"] is False
 
 
+def test_outside_exact_assumptions_says_so(capsys):
+    status, out, _ = _run(["--width", "20", "--depth", "5", "--sigma-w2", "2", "--sigma-b2", "0.1", "--json"], capsys)
+    result = json.loads(out)
+    assert status == 0 and result["exact"] is None and result["asymptotic"] is None
+    assert "infinite-width" in result["not_applicable"]
+    assert result["infinite_width"]["mean"] == pytest.approx(
+        reference.infinite_width_ntk(1.0, 1.0, 1.0, (20,) * 6, 2.0, sigma_b2=0.1))
+    status, out, _ = _run(["--width", "20", "--depth", "5", "--sigma-w2", "0.8", "--activation", "tanh"], capsys)
+    assert status == 0 and "not applicable" in out and "ordered" in out
+    status, out, err = _run(["--width", "20", "--depth", "5", "--sigma-w2", "2", "--activation", "tanh",
+                             "--samples", "10"], capsys)
+    assert status == 2 and "--samples" in err and "infinite-width" in err
+
+
 @pytest.mark.parametrize("argv, needle", [
+    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--activation", "gelu"], "activation"),
+    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--sigma-b2", "-1"], "--sigma-b2"),
     (["--width", "0", "--depth", "3", "--sigma-w2", "2"], "--width"),
     (["--width", "5", "--depth", "0", "--sigma-w2", "2"], "--depth"),
     (["--width", "5", "--depth", "3", "--sigma-w2", "-1"], "--sigma-w2"),
