@@ -1,0 +1,126 @@
+"""`pytest cases` and `ntk-harness` end to end, in subprocesses, on small case files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASE = """
+[[case]]
+name = "tiny"
+kind = "dispersion"
+markers = {markers}
+
+[case.network]
+width = 8
+depth = 3
+sigma_w2 = [1.0, 2.5]
+
+[case.sampling]
+samples = 300
+seed = 5
+
+[case.expect]
+reference = ["exact"]
+"""
+
+
+def run(args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def pytest_run(cwd, *args):
+    # -p ntk_harness-style loading is automatic through the pytest11 entry point
+    return run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd)
+
+
+@pytest.fixture
+def case_dir(tmp_path):
+    folder = tmp_path / "mycases"
+    folder.mkdir()
+    (folder / "good.toml").write_text(CASE.format(markers='["quick"]'))
+    (folder / "paper.toml").write_text(CASE.format(markers='["paper"]').replace('"tiny"', '"big"'))
+    return folder
+
+
+def test_a_user_case_folder_runs_and_paper_cases_only_when_asked(case_dir):
+    result = pytest_run(case_dir.parent, "mycases", "-v")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "good.toml::tiny[ordered-w8-L3-s1] PASSED" in result.stdout
+    assert "good.toml::tiny[chaotic-w8-L3-s2.5] PASSED" in result.stdout
+    assert "2 passed, 2 deselected" in result.stdout
+    result = pytest_run(case_dir.parent, "mycases", "-m", "paper", "-q")
+    assert "2 passed, 2 deselected" in result.stdout, result.stdout
+
+
+def test_an_invalid_file_is_reported_and_the_other_files_still_run(case_dir):
+    (case_dir / "bad.toml").write_text(CASE.format(markers="[]").replace("width = 8", "width = 0"))
+    result = pytest_run(case_dir.parent, "mycases", "-q")
+    assert result.returncode != 0
+    assert "bad.toml: case 'tiny': key 'network.width': expected a value >= 1, got 0" in result.stdout
+    assert "2 passed" in result.stdout and "1 error" in result.stdout
+
+
+def test_a_wrong_ntk_fails_with_the_verdict_table(case_dir):
+    """A kernel scaled by 1.5 moves the mean far outside its calibrated interval (the
+    interval is exact at level alpha/5; at S = 300 a 50% shift is ~10 standard errors)."""
+    (case_dir / "wrong.py").write_text(textwrap.dedent("""
+        from harness.ntk.jacobian import jacobian_ntk
+        def scaled(f, params, x1, x2):
+            return 1.5 * jacobian_ntk(f, params, x1, x2)
+        scaled.vmappable = True
+    """))
+    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-impl", "wrong:scaled")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "2 failed" in out
+    assert "FAIL  mean in calibrated interval (exact law)" in out
+    for word in ("phase", "depth_to_width", "samples", "implementation", "wrong:scaled", "theory", "accepted"):
+        assert word in out
+
+
+def test_a_broken_import_path_fails_each_case_with_its_name(case_dir):
+    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-impl", "nosuchmodule:fn")
+    assert result.returncode == 1
+    assert "NTK implementation 'nosuchmodule:fn': cannot import module 'nosuchmodule'" in result.stdout
+
+
+def test_measure_json_has_the_documented_keys(tmp_path):
+    result = run([sys.executable, "-m", "harness.cli", "measure", "--width", "8", "--depth", "3", "--sigma-w2", "2.0",
+                  "--samples", "200", "--json", "--cache-dir", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["passed"] is True
+    assert record["phase"] == "eoc"
+    assert set(record["measured"]) >= {"mean", "dispersion"}
+    assert record["reference"]["exact"]["mean"] > 0
+    assert set(record["timing"]) >= {"ntk_seconds", "reference_seconds", "total_seconds"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--width", "0", "--depth", "3", "--sigma-w2", "2", "--samples", "10"], "key 'network.width': expected a value >= 1"),
+        (["--width", "8", "--depth", "3", "--sigma-w2", "-1", "--samples", "10"], "key 'network.sigma_w2': expected a value > 0"),
+        (["--width", "8", "--depth", "3", "--sigma-w2", "2", "--samples", "1"], "key 'sampling.samples': expected a value >= 2"),
+    ],
+)
+def test_measure_bad_input_exits_2_with_the_key(tmp_path, args, message):
+    result = run([sys.executable, "-m", "harness.cli", "measure", *args], tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_executes_case_files_outside_pytest(case_dir):
+    result = run([sys.executable, "-m", "harness.cli", "run", str(case_dir), "--json"], case_dir)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["case"] for r in records] == ["tiny[ordered-w8-L3-s1]", "tiny[chaotic-w8-L3-s2.5]"]
+    assert all(r["passed"] for r in records)
