@@ -1,0 +1,1 @@
+"""Benchmark reports: results.json, report.md and figures from case records."""

@@ -1,0 +1,1 @@
+"""pytest hooks that collect case records and write reports (``--report-dir``)."""
