@@ -137,3 +137,13 @@ def test_infinite_width_diagonal_equals_exact_mean():
     for widths, s, bias in [((64,) * 7, 2.0, True), ((30, 64, 64, 64), 3.0, False), ((64,) * 4, 0.7, True)]:
         law = ExactLaw(widths, s, trainable_bias=bias)
         assert infinite_width_ntk(1.0, 1.0, 1.0, widths, s, trainable_bias=bias) == pytest.approx(law.mean(), rel=1e-12)
+
+
+def test_infinite_width_ntk_parametrization_diagonal_equals_exact_mean():
+    """NTK parametrization: weight term of layer l times sigma_w2 / n_{l-1}, bias term times
+    sigma_b2 = 0; at x = y it equals the exact law's mean in that parametrization (which the
+    torch configuration above checks against real networks)."""
+    for widths, s in [((64, 64, 64, 64), 2.0), ((10, 64, 32), 1.3)]:
+        law = ExactLaw(widths, s, parametrization="ntk")
+        iw = infinite_width_ntk(1.0, 1.0, 1.0, widths, s, parametrization="ntk")
+        assert iw == pytest.approx(law.mean(), rel=1e-12)

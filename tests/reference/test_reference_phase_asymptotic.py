@@ -97,3 +97,14 @@ def test_asymptotic_shape_per_phase():
     # exponential growth: log-dispersion per unit lambda approaches a positive constant
     assert math.log(asymptotic_dispersion(4.0, 3.0)) - math.log(asymptotic_dispersion(3.0, 3.0)) > 1.0
     assert asymptotic_dispersion(0.0, 2.0) == 1.0
+
+
+@pytest.mark.parametrize("input_dim_ratio, norm_sq", [(0.25, 1.0), (1.0, 3.0)])
+def test_asymptotic_input_scale_at_eoc(input_dim_ratio, norm_sq):
+    """At the EOC with biases the limit depends on |x|^2 n / n_0 (weight versus bias paths);
+    Richardson over n = 1000, 2000, 4000 at lambda = 0.5 with n_0 = ratio * n."""
+    exact = [ExactLaw((int(input_dim_ratio * n),) + (n,) * (n // 2), 2.0, input_norm_sq=norm_sq).dispersion()
+             for n in (1000, 2000, 4000)]
+    limit = asymptotic_dispersion(0.5, 2.0, input_scale=norm_sq / input_dim_ratio)
+    assert _richardson(exact) == pytest.approx(limit, rel=5e-3)
+    assert limit != pytest.approx(asymptotic_dispersion(0.5, 2.0), rel=1e-2)
