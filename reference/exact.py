@@ -107,7 +107,7 @@ from ._validate import (activation_name, nonnegative_float, parametrization_name
 from .errors import NotApplicable
 
 P, Q, BK, S, O = range(5)
-# TRANSITIONS[s, t] = 1 if state t may follow state s (see the module docstring).
+# _ALLOWED[s, t] = 1 if state t may follow state s (see the module docstring).
 _ALLOWED = np.zeros((5, 5))
 for _s, _targets in {P: (P, BK, S), Q: (Q, BK, S), BK: (BK, S), S: (O,), O: (O,)}.items():
     for _t in _targets:

@@ -36,6 +36,7 @@ def test_check_values_of_theory_md(widths, sigma_w2, bias, mean, dispersion):
     ((12,) * 4, 0.8, True, "standard", 1.0),
     ((6, 10, 10, 10), 2.0, True, "ntk", 1.0),
     ((2, 2, 2), 1.3, False, "standard", 1.0),      # width 2: dead nets are common
+    ((3, 300, 70, 300), 2.2, True, "standard", 1.0),  # width > 255: numpy binomial path
 ])
 def test_sampler_moments_match_transfer_matrices(widths, sigma_w2, bias, par, norm):
     law = ExactLaw(widths, sigma_w2, trainable_bias=bias, parametrization=par, input_norm_sq=norm)
