@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -129,4 +130,5 @@ def test_reference_never_imports_torch_or_harness():
             "reference.ExactLaw((4, 4), 2.0).sample(10, __import__('numpy').random.default_rng(0)); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'harness')]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    root = pathlib.Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
