@@ -4,15 +4,19 @@ For inputs x1 [N1, d], x2 [N2, d], a network with P parameters and O outputs, an
 ``J(x) = df(x)/dp`` ([O, P] per input)::
 
     u_{a,i}  = J(x1_a)^T e_i                    one vjp of the single input x1_a   [P]
-    Theta[a, :, i, :] = J(x2) u_{a,i}           one jvp over the whole batch x2    [N2, O]
+    Theta[a, :, i, :] = J(x2) u_{a,i}           one jvp over the batch x2          [N2, O]
 
-The N1 * O vjp/jvp pairs are batched with ``torch.func.vmap`` in chunks of
-``chunk_size`` basis vectors, so at most ``chunk_size`` parameter-sized vectors exist at
-once (the Jacobian of the batch, [N1 * O, P], is never built).
+The inputs x1 are taken in chunks; the O * chunk vjp/jvp pairs of a chunk are batched
+with ``torch.func.vmap``, so at most O * chunk parameter-sized vectors exist at once
+(``CHUNK_BYTES`` bounds them; the Jacobian of the batch, [N1 O, P], is never built).
+When ``x2 is x1`` the kernel is symmetric, and the chunk of rows starting at input a0
+needs the jvp only over ``x1[a0:]``; the rest is filled in by symmetry, which halves the
+work.
 
-Cost: N1 * O single-input backward passes (~2P flops each) plus N1 * O batched jvps
-over N2 inputs (~4 N2 P flops each for a fully connected net): O(N1 N2 O P), against the
-O(N1 N2 O^2 P) contraction of :mod:`harness.ntk.jacobian`. Memory: O(chunk_size * P).
+Cost: N1 O single-input backward passes (~3P flops each) plus N1 O jvps over N2 inputs
+(~4 N2 P flops each for a fully connected net; half that on average when x2 is x1):
+O(N1 N2 O P), against the O(N1 N2 O^2 P) contraction of :mod:`harness.ntk.jacobian`.
+Memory: O(CHUNK_BYTES) for the directions plus the jvp's activations.
 """
 from __future__ import annotations
 
@@ -21,43 +25,57 @@ from typing import Callable, Mapping
 import torch
 from torch.func import jvp, vjp, vmap
 
-# Bytes of parameter-sized vectors one vmapped chunk may hold (each basis vector of the
-# chunk carries a full parameter-sized tangent through the jvp as well).
-CHUNK_BYTES = 256 * 2**20
+# Bytes of parameter-sized vectors one chunk may hold (each vjp result u_{a,i} and the
+# weight-gradient temporaries that produce it).
+CHUNK_BYTES = 2**30
 
 
-def _chunk_size(params: Mapping[str, torch.Tensor], rows: int) -> int:
+def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: int) -> int:
     bytes_per_vector = sum(p.numel() * p.element_size() for p in params.values())
-    return max(1, min(rows, CHUNK_BYTES // max(1, 4 * bytes_per_vector)))
+    return max(1, min(n1, CHUNK_BYTES // max(1, 3 * num_outputs * bytes_per_vector)))
 
 
 def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
                         x2: torch.Tensor) -> torch.Tensor:
     """Empirical NTK by vjp/jvp products; [N1, N2] for O = 1, else [N1, N2, O, O]."""
     params = dict(params)
-    n1 = x1.shape[0]
+    symmetric = x2 is x1
+    n1, n2 = x1.shape[0], x2.shape[0]
 
     def output_of_one(p, xi):
         return f(p, xi.unsqueeze(0)).squeeze(0)  # [O]
 
-    def output_of_batch(p):
-        return f(p, x2)  # [N2, O]
-
-    # One probe to learn O (the outputs of x1's first input; cheap, no derivative).
-    num_outputs = output_of_one(params, x1[0]).shape[-1]
-
-    def row(xi, basis_vector):
-        # u = J(xi)^T e_i  (a parameter-sized dict), then J(x2) u  -> [N2, O]
-        _, pullback = vjp(lambda p: output_of_one(p, xi), params)
-        (direction,) = pullback(basis_vector)
-        _, tangent_out = jvp(output_of_batch, (params,), (direction,))
-        return tangent_out
-
+    num_outputs = output_of_one(params, x1[0]).shape[-1]  # a forward probe, no derivative
     eye = torch.eye(num_outputs, dtype=x1.dtype, device=x1.device)
-    inputs = x1.repeat_interleave(num_outputs, dim=0)  # [N1 * O, d], row (a, i)
-    basis = eye.repeat(n1, 1)  # [N1 * O, O], row (a, i) is e_i
-    rows = vmap(row, chunk_size=_chunk_size(params, n1 * num_outputs))(inputs, basis)  # [N1*O, N2, O]
-    theta = rows.reshape(n1, num_outputs, x2.shape[0], num_outputs).permute(0, 2, 1, 3)
+
+    def rows(chunk: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+        """[C, O, N', O]: J(others) J(x_a)^T e_i for every input x_a of the chunk and output i."""
+
+        def row(xi, basis_vector):
+            _, pullback = vjp(lambda p: output_of_one(p, xi), params)
+            (direction,) = pullback(basis_vector)
+            return jvp(lambda p: f(p, others), (params,), (direction,))[1]  # [N', O]
+
+        inputs = chunk.repeat_interleave(num_outputs, dim=0)  # row (a, i)
+        basis = eye.repeat(chunk.shape[0], 1)
+        out = vmap(row)(inputs, basis)  # [C O, N', O]
+        return out.reshape(chunk.shape[0], num_outputs, others.shape[0], num_outputs)
+
+    size = _inputs_per_chunk(params, num_outputs, n1)
+    starts = list(range(0, n1, size))
+    blocks = []  # row blocks [C, O, N2, O]
+    upper = []  # when symmetric: rows of inputs [a0, a1) against x1[a0:]
+    for a0 in starts:
+        a1 = min(a0 + size, n1)
+        if not symmetric:
+            blocks.append(rows(x1[a0:a1], x2))
+            continue
+        block = rows(x1[a0:a1], x1[a0:])  # [C, O, N1 - a0, O]
+        upper.append((a0, block))
+        # columns before a0 come from earlier blocks by symmetry: Theta[a, b, i, j] = Theta[b, a, j, i]
+        left = [earlier[:, :, a0 - b0 : a1 - b0, :].permute(2, 3, 0, 1) for b0, earlier in upper[:-1]]
+        blocks.append(torch.cat(left + [block], dim=2))
+    theta = torch.cat(blocks, dim=0).permute(0, 2, 1, 3)  # [N1, N2, O, O]
     if num_outputs == 1:
         return theta[..., 0, 0]
     return theta.contiguous()

@@ -18,7 +18,10 @@ Grids (environment variable ``NTK_BENCH_GRID``):
   ``NTK_BENCH_MEMORY_GB``, default 4, are skipped with the reason).
 
 ``NTK_BENCH_IMPLS`` (comma-separated names or ``package.module:function``) restricts or
-extends the implementations, e.g. ``NTK_BENCH_IMPLS=jacobian,mymodule:my_ntk``.
+extends the implementations, e.g. ``NTK_BENCH_IMPLS=jacobian,mymodule:my_ntk``;
+``NTK_BENCH_ROUNDS`` (default 3) and ``NTK_BENCH_WARMUP`` (default 1) set the rounds.
+On a shared machine set ``OMP_NUM_THREADS=1``: oversubscribed OpenMP threads spin and
+turn millisecond kernels into 100 ms outliers.
 
 Run::
 
@@ -86,6 +89,7 @@ GRID = _grid(os.environ.get("NTK_BENCH_GRID", "small"))
 IMPLEMENTATIONS = [s for s in os.environ.get("NTK_BENCH_IMPLS", ",".join(BUILTINS)).split(",") if s]
 MEMORY_BYTES = float(os.environ.get("NTK_BENCH_MEMORY_GB", "4")) * 2**30
 ROUNDS = int(os.environ.get("NTK_BENCH_ROUNDS", "3"))
+WARMUP = int(os.environ.get("NTK_BENCH_WARMUP", "1"))
 
 
 def flop_estimate(name: str, point: Point) -> float | None:
@@ -104,8 +108,9 @@ def flop_estimate(name: str, point: Point) -> float | None:
         # forward, O backward passes with weight gradients, the N^2 O^2 P contraction
         return 2 * n * p + 3 * n * o * p + 2 * n * n * o * o * p
     if name == "ntk-vector-products":
-        # N O single-input vjps (forward + backward) and N O jvps over the batch (tangent 4NP)
-        return n * o * 5 * p + n * o * 4 * n * p
+        # N O single-input vjps (forward + backward) and N O jvps over the batch (tangent 4P
+        # per input); for K(x, x) the row of input a needs inputs a.. only: N (N + 1) / 2 in all
+        return n * o * 5 * p + 4 * o * p * n * (n + 1) / 2
     if name == "structured":
         # forward, O backward passes without weight gradients, per-layer Gram matrices
         return 2 * n * p + 2 * n * o * p + 2 * n * n * inputs_width + 2 * n * n * o * o * outputs_width
@@ -139,7 +144,7 @@ def test_ntk_speed(benchmark, name, point):
         return result
 
     benchmark.group = point.id
-    result = benchmark.pedantic(compute, rounds=ROUNDS, warmup_rounds=1, iterations=1)
+    result = benchmark.pedantic(compute, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     expected = (point.inputs, point.inputs) + ((point.outputs,) * 2 if point.outputs > 1 else ())
     assert tuple(result.shape) == expected
 
