@@ -65,6 +65,9 @@ def _inputs_and_deltas(mlp: MLP, params: Mapping[str, torch.Tensor], x: torch.Te
 
     out, pullback, inputs = vjp(forward, zeros, has_aux=True)
     num_outputs = out.shape[-1]
+    if num_outputs == 1:  # one pullback, no vmap (its overhead dominates small networks)
+        (deltas,) = pullback(torch.ones_like(out))
+        return inputs, [d.unsqueeze(0) for d in deltas], 1
     # Row i of the cotangent batch selects output i of every input at once; inputs do not
     # interact, so one pullback gives every input's delta for that output.
     cotangents = torch.eye(num_outputs, dtype=out.dtype, device=out.device)[:, None, :].expand(
