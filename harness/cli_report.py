@@ -1,0 +1,54 @@
+"""``ntk-harness report``: (re)write a report from results files without recomputing.
+
+    ntk-harness report RESULTS.json [RESULTS2.json ...] --out DIR
+                       [--baseline OLD/results.json] [--benchmarks BENCH.json ...] [--title TEXT]
+
+Several inputs are merged (shards of one sweep, from one machine or many): records are
+united by case id and a case present twice must have identical seeded results
+(:func:`harness.report.records.merge`). Exit status 0 on success, 2 on bad input (one line
+on stderr, ``ntk-harness report: error: ...``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_PROG = "ntk-harness report"
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``report`` subcommand to an argparse ``subparsers`` object."""
+    parser = subparsers.add_parser(
+        "report", help="write report.md, figures and a merged results.json from results files (no recomputation)",
+        description="Merge results.json files (e.g. shards run on several machines) and write a report.")
+    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json", help="results files to merge")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="report directory to (re)write")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="OLD.json", help="earlier results.json to compare with")
+    parser.add_argument("--benchmarks", type=Path, nargs="+", default=[], metavar="BENCH.json",
+                        help="pytest-benchmark JSON files (--benchmark-json) to include")
+    parser.add_argument("--title", default="ntk-harness report", help="title of report.md")
+
+
+def main(args) -> int:
+    """Run ``ntk-harness report``; returns the exit status (0, or 2 for bad input)."""
+    from harness.report import benchmarks as benchmarks_module
+    from harness.report import records
+    from harness.report.writer import ReportDirError, check_writable, write_report
+
+    try:
+        check_writable(args.out)
+        documents = [records.load(path) for path in args.results]
+        merged = records.merge(documents, [str(p) for p in args.results])
+        baseline = records.load(args.baseline) if args.baseline else None
+        for path in args.benchmarks:
+            known = {b.get("fullname") or b.get("name") for b in merged["benchmarks"]}
+            merged["benchmarks"] += [b for b in benchmarks_module.load(path) if (b.get("fullname") or b.get("name")) not in known]
+    except (ReportDirError, records.ResultsFormatError, records.MergeConflict, benchmarks_module.BenchmarkFormatError) as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    written = write_report(args.out, merged, baseline=baseline, baseline_path=str(args.baseline) if args.baseline else None,
+                           title=args.title)
+    passed = sum(1 for r in merged["records"] if r.get("passed"))
+    print(f"{len(merged['records'])} cases ({passed} passed) from {len(documents)} file(s) -> {args.out} "
+          f"({', '.join(written)})")
+    return 0
