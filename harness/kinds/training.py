@@ -79,7 +79,12 @@ def phase_of(network: NetworkSection) -> str:
 
 @dataclass
 class TrainingSection:
-    """``[case.training]``: data, optimizer, loss, checkpoints, probe set and seeds."""
+    """``[case.training]``: data, optimizer, loss, checkpoints, probe set and seeds.
+
+    ``digits`` has 64 inputs and 10 classes; ``teacher_student`` has 32 inputs and ``classes``
+    classes. ``[case.network]`` must give ``input_dim`` and ``output_dim`` to match (checked at
+    collection): one output per class, MSE against one-hot targets or cross-entropy.
+    """
 
     learning_rate: float = field(metadata=_doc("learning rate", min_exclusive=0))
     steps: int = field(metadata=_doc("number of parameter updates", min=1))
@@ -305,8 +310,6 @@ class TrainingKind:
                 results[base_key] = base
             else:
                 base = experiment(*base_key)
-            outcome.checks.append(Check("training converged without divergence", True,
-                                        expected="finite losses at every step"))
             self._level_checks(outcome, base, expect, confidence)
             if trend.depths:
                 self._trend_check(outcome, [experiment(d, base_key[1]) for d in trend.depths], trend, expect,
@@ -314,15 +317,22 @@ class TrainingKind:
             if scaling.widths:
                 self._scaling_check(outcome, [experiment(scaling.depth(w), w) for w in scaling.widths], scaling,
                                     expect, confidence)
+            outcome.checks.insert(0, Check("training converged without divergence", True,
+                                           expected="finite losses at every step",
+                                           detail=f"{len(results)} architectures x {training.seeds} seeds"))
         except DivergenceError as exc:
-            outcome.checks.append(Check("training converged without divergence", False, measured=exc.value,
-                                        expected="finite losses at every step", detail=str(exc)))
+            outcome.checks.insert(0, Check("training converged without divergence", False, measured=exc.value,
+                                           expected="finite losses at every step", detail=str(exc)))
         outcome.extra["experiments"] = [self._series(r) for r in results.values()]
         if base_key in results:
             base = results[base_key]
+            outcome.extra["final"] = {}
             for q in QUANTITIES:
-                outcome.measured[q] = metrics.mean_interval(base.final(q), confidence).mean
-            outcome.measured["relative_change_interval"] = _interval(base.final("relative_change"), confidence)
+                estimate = metrics.mean_interval(base.final(q), confidence)
+                outcome.measured[q] = estimate.mean
+                outcome.extra["final"][q] = {"mean": estimate.mean, "interval": (estimate.low, estimate.high),
+                                             "per_seed": base.final(q), "confidence": confidence}
+            outcome.measured["relative_change_interval"] = outcome.extra["final"]["relative_change"]["interval"]
         outcome.timing = {
             "total_seconds": time.perf_counter() - started,
             "training_seconds": sum(r.timing["training_s"] for r in results.values()),
@@ -421,11 +431,6 @@ def _points(runs, quantity, x_of):
 
 def _table(runs, quantity, confidence, label) -> str:
     return "; ".join(f"{label(r)}: {metrics.mean_interval(r.final(quantity), confidence)}" for r in runs)
-
-
-def _interval(values, confidence):
-    e = metrics.mean_interval(values, confidence)
-    return (e.low, e.high)
 
 
 def _fmt_list(values) -> str:
