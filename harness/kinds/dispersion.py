@@ -217,16 +217,12 @@ class DispersionKind:
         measured["nonfinite"] = nonfinite
         columns = []
         for j in range(row.shape[1]):
-            column = finite_rows[:, j]
-            col_summary = summarize(column, confidence=confidence, seed=sampling.seed + j + 1)
-            columns.append(
-                {
-                    "cosine": float(cosines[j]),
-                    "mean": col_summary["mean"].value if "mean" in col_summary else float("nan"),
-                    "mean_interval": [col_summary["mean"].low, col_summary["mean"].high] if "mean" in col_summary else None,
-                    "dispersion": col_summary["dispersion"].value if "dispersion" in col_summary else float("nan"),
-                }
-            )
+            col_summary = summarize(finite_rows[:, j], confidence=confidence, seed=sampling.seed + j + 1)
+            column = {"cosine": float(cosines[j])}
+            column.update({name: est.value for name, est in col_summary.items()})
+            column["intervals"] = {name: [est.low, est.high] for name, est in col_summary.items()}
+            column["mean_interval"] = column["intervals"].get("mean")
+            columns.append(column)
         measured["off_diagonal"] = columns
         outcome.measured = measured
 
@@ -282,7 +278,11 @@ class DispersionKind:
                 )
 
         if "asymptotic" in expect.reference:
-            asymptotic = reference.asymptotic_dispersion(depth_to_width, network.sigma_w2, network.trainable_bias)
+            # |x|^2 n / n_0 enters the limit at the edge of chaos with biases
+            input_scale = inputs_section.norm**2 * (network.hidden_widths[0] / architecture.input_dim)
+            asymptotic = reference.asymptotic_dispersion(
+                depth_to_width, network.sigma_w2, network.trainable_bias, input_scale=input_scale
+            )
             tolerance = expect.tolerance.for_phase(phase)
             exact_dispersion = ref["exact"]["dispersion"]
             ref["asymptotic"] = {
