@@ -35,6 +35,16 @@ def _pyplot():
     return plt
 
 
+def _plain_log_ticks(ax) -> None:
+    """Log y axis with plain numbers (1.5, 2, 3) instead of 1.5 x 10^0."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -108,6 +118,7 @@ def dispersion_vs_depth(records: list[dict], path: Path) -> str | None:
         ax.set_xlabel("depth L")
         ax.set_ylabel("E[Θ²] / E[Θ]²")
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
         ax.legend(fontsize=6)
     _save(fig, path)
     return ("Dispersion of Θ(x, x) against depth per σ_w² (points: measured, bars: 95% interval; solid: exact "
@@ -135,7 +146,6 @@ def dispersion_vs_correlation(records: list[dict], path: Path) -> str | None:
                      fontsize=9)
         ax.set_xlabel("cos(x0, x)")
         ax.set_ylabel("dispersion of Θ(x0, x)")
-        ax.set_yscale("log")
         ax.legend(fontsize=5)
     _save(fig, path)
     return "Dispersion of Θ(x0, x) against the input correlation cos(x0, x), per phase"

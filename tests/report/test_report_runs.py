@@ -1,0 +1,144 @@
+"""End to end: pytest --report-dir (serial, xdist, shards), bad input at start, interruption."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness.report import records
+from tests.report.conftest import run_pytest
+
+
+def _records(path: Path) -> dict[str, dict]:
+    return {r["nodeid"]: r for r in records.load(path)["records"]}
+
+
+def _report_cli(*argv: str) -> int:
+    from harness import cli_report
+
+    parser = argparse.ArgumentParser(prog="ntk-harness")
+    cli_report.add_parser(parser.add_subparsers(dest="command"))
+    return cli_report.main(parser.parse_args(["report", *argv]))
+
+
+def test_serial_report_has_records_tables_figures_and_benchmarks(serial_run):
+    result, directory = serial_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = records.load(directory / "results.json")
+    assert document["complete"] is True
+    cases = document["records"]
+    assert sorted(r["phase"] for r in cases) == ["chaotic", "eoc", "ordered"]
+    for record in cases:
+        assert record["kind"] == "dispersion" and record["width"] == 8 and record["depth"] == 3
+        assert record["seed"] == 7 and record["samples"] == 50 and record["implementation"] == "jacobian"
+        assert record["device"] == "cpu" and record["dtype"] in ("float64", "float32")
+        assert record["environment"]["torch"] and record["environment"]["ntk-harness"]
+        assert record["wall_seconds"] > 0
+        measured = record["measured"]
+        low, high = measured["intervals"]["dispersion"]
+        assert low <= measured["dispersion"] <= high
+        assert [round(c["cosine"], 9) for c in measured["off_diagonal"]] == [1.0, 1.0, 0.5, 0.0]
+        assert record["reference"]["exact"]["dispersion"] > 1
+    session = document["sessions"][0]
+    assert "--report-dir" in session["command"] and session["exitstatus"] == 0
+    assert [b["name"] for b in document["benchmarks"]] == ["test_sum"]
+    assert document["benchmarks"][0]["stats"]["rounds"] >= 3
+    report = (directory / "report.md").read_text()
+    for heading in ("## The run", "## dispersion cases", "### ordered phase", "### edge of chaos", "### chaotic phase",
+                    "## Implementation benchmarks", "![", "dispersion_vs_depth.png"):
+        assert heading in report
+    # each case row shows the measured dispersion with its interval and the exact value
+    for record in cases:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {record['case']} "))
+        assert f"{record['measured']['dispersion']:.4g} [" in row
+        assert f"{record['reference']['exact']['dispersion']:.4g}" in row
+    for name in ("dispersion_vs_depth.png", "dispersion_vs_correlation.png", "benchmarks.png"):
+        assert (directory / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ntk-harness report: 3 cases" in result.stdout
+    leftovers = [p.name for p in directory.parent.iterdir() if p.name.startswith(".serial.")]
+    assert leftovers == []
+
+
+def test_xdist_gives_the_serial_numbers_and_one_report(serial_run, case_dir, interval_cache):
+    _, serial_dir = serial_run
+    result = run_pytest(case_dir, "-n", "2", "small.toml", "--report-dir", "parallel", cache=interval_cache)
+    assert result.returncode == 0, result.stdout + result.stderr
+    serial, parallel = _records(serial_dir / "results.json"), _records(case_dir / "parallel" / "results.json")
+    assert serial.keys() == parallel.keys() and len(serial) == 3
+    for key in serial:
+        for field in records.DETERMINED:
+            assert serial[key][field] == parallel[key][field], (key, field)
+    workers = {r["environment"].get("xdist_worker") for r in parallel.values()}
+    assert workers <= {"gw0", "gw1"} and workers
+    assert records.load(case_dir / "parallel" / "results.json")["sessions"][0]["workers"] == 2
+
+
+def test_shards_merge_to_the_unsharded_results(serial_run, case_dir, interval_cache):
+    _, serial_dir = serial_run
+    shards = []
+    for k in (1, 2):
+        result = run_pytest(case_dir, "small.toml", "--shard", f"{k}/2", "--report-dir", f"shard{k}",
+                            cache=interval_cache)
+        assert result.returncode == 0, result.stdout + result.stderr
+        shards.append(case_dir / f"shard{k}" / "results.json")
+    first, second = (_records(p) for p in shards)
+    assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
+    assert _report_cli(*map(str, shards), "--out", str(case_dir / "merged")) == 0
+    merged, serial = _records(case_dir / "merged" / "results.json"), _records(serial_dir / "results.json")
+    assert merged.keys() == serial.keys()
+    for key in serial:
+        assert all(merged[key][f] == serial[key][f] for f in records.DETERMINED)
+    document = records.load(case_dir / "merged" / "results.json")
+    assert [s["shard"] for s in document["sessions"]] == ["1/2", "2/2"]
+    assert "3 cases: 3 passed" in (case_dir / "merged" / "report.md").read_text()
+
+
+def test_unwritable_report_dir_fails_before_any_case(case_dir, interval_cache, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_pytest(case_dir, "small.toml", "--report-dir", str(blocker / "report"), cache=interval_cache)
+    assert result.returncode == 4   # pytest's usage error, before collection
+    assert f"report directory {blocker / 'report'} is not writable" in result.stderr
+    assert "passed" not in result.stdout and "failed" not in result.stdout
+
+
+def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(case_dir, interval_cache, tmp_path):
+    wrong = tmp_path / "bench.json"
+    wrong.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    result = run_pytest(case_dir, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong),
+                        cache=interval_cache)
+    assert result.returncode == 4
+    assert "--report-baseline" in result.stderr and str(wrong) in result.stderr
+    assert 'expected a results.json written by ntk-harness' in result.stderr
+    assert "pytest-benchmark JSON file" in result.stderr
+    bad_shard = run_pytest(case_dir, "small.toml", "--shard", "3/2", cache=interval_cache)
+    assert bad_shard.returncode == 4 and "1 <= K <= N" in bad_shard.stderr
+
+
+def test_interrupted_run_writes_the_finished_cases_completely(case_dir, interval_cache, tmp_path):
+    plugin = tmp_path / "plugins"
+    plugin.mkdir()
+    (plugin / "interrupt_second_case.py").write_text(
+        "calls = []\n"
+        "def pytest_runtest_call(item):\n"
+        "    calls.append(item.nodeid)\n"
+        "    if len(calls) == 2:\n"
+        "        raise KeyboardInterrupt\n")
+    result = run_pytest(case_dir, "small.toml", "-p", "interrupt_second_case", "--report-dir", "interrupted",
+                        cache=interval_cache, extra_path=plugin)
+    assert result.returncode == 2, result.stdout + result.stderr   # pytest's "interrupted"
+    document = records.load(case_dir / "interrupted" / "results.json")
+    assert document["complete"] is False
+    assert len(document["records"]) == 1 and document["records"][0]["outcome"] == "passed"
+    assert "interrupted" in (case_dir / "interrupted" / "report.md").read_text()
+    assert not [p for p in case_dir.iterdir() if p.name.startswith(".interrupted.")]
+
+
+def test_report_cli_errors_exit_2_with_a_message(tmp_path, capsys):
+    wrong = tmp_path / "list.json"
+    wrong.write_text("[1, 2]")
+    assert _report_cli(str(wrong), "--out", str(tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("ntk-harness report: error: ") and str(wrong) in error and "got a JSON list" in error
+    assert _report_cli(str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")) == 2
+    assert "cannot read" in capsys.readouterr().err
