@@ -10,8 +10,8 @@ The inputs x1 are taken in chunks; the O * chunk vjp/jvp pairs of a chunk are ba
 with ``torch.func.vmap``, so at most O * chunk parameter-sized vectors exist at once
 (``CHUNK_BYTES`` bounds them; the Jacobian of the batch, [N1 O, P], is never built).
 When ``x2 is x1`` the kernel is symmetric, and the chunk of rows starting at input a0
-needs the jvp only over ``x1[a0:]``; the rest is filled in by symmetry, which halves the
-work.
+needs the jvp only over ``x1[a0:]``; the rest is filled in by symmetry, which nearly halves
+the work (at least ``SYMMETRIC_CHUNKS`` chunks: 9/16 of the full square).
 
 Cost: N1 O single-input backward passes (~3P flops each) plus N1 O jvps over N2 inputs
 (~4 N2 P flops each for a fully connected net; half that on average when x2 is x1):
@@ -30,9 +30,17 @@ from torch.func import jvp, vjp, vmap
 CHUNK_BYTES = 2**30
 
 
-def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: int) -> int:
+# With x2 is x1, a chunk's jvp runs over the inputs from the chunk's first one on: with k
+# chunks that is (k + 1) / (2k) of the full square, so K(x, x) uses at least this many.
+SYMMETRIC_CHUNKS = 8
+
+
+def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: int, symmetric: bool) -> int:
     bytes_per_vector = sum(p.numel() * p.element_size() for p in params.values())
-    return max(1, min(n1, CHUNK_BYTES // max(1, 3 * num_outputs * bytes_per_vector)))
+    size = min(n1, CHUNK_BYTES // max(1, 3 * num_outputs * bytes_per_vector))
+    if symmetric:
+        size = min(size, -(-n1 // SYMMETRIC_CHUNKS))
+    return max(1, size)
 
 
 def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
@@ -61,7 +69,7 @@ def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: tor
         out = vmap(row)(inputs, basis)  # [C O, N', O]
         return out.reshape(chunk.shape[0], num_outputs, others.shape[0], num_outputs)
 
-    size = _inputs_per_chunk(params, num_outputs, n1)
+    size = _inputs_per_chunk(params, num_outputs, n1, symmetric)
     starts = list(range(0, n1, size))
     blocks = []  # row blocks [C, O, N2, O]
     upper = []  # when symmetric: rows of inputs [a0, a1) against x1[a0:]

@@ -20,6 +20,8 @@ def rows(data: dict) -> list[list]:
     by_point: dict[str, dict[str, dict]] = defaultdict(dict)
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
+        if "implementation" not in info:
+            continue  # another module's benchmark (tests/benchmarks holds others too)
         by_point[bench["group"]][info["implementation"]] = bench
     table = []
     for point in sorted(by_point, key=lambda g: [int("".join(c for c in part if c.isdigit()) or 0)

@@ -107,3 +107,23 @@ def test_end_to_end_pytest_cases_with_ntk_impl():
     bad = _pytest_cases("tests.ntk.broken:drops_readout", "-x")
     assert bad.returncode != 0, bad.stdout[-3000:]
     assert "without the readout layer" in bad.stdout
+
+
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ("networks = 1", "agreement.networks"),
+        ("inputs = 3\nother_inputs = 3", "agreement.other_inputs"),
+        ('dtype = "float16"', "agreement.dtype"),
+        ("rtol = 0", "agreement.rtol"),
+    ],
+)
+def test_invalid_agreement_section_names_the_key(tmp_path, table, key):
+    from harness.cases.schema import CaseError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[[case]]\nname = "bad"\nkind = "agreement"\n[case.network]\nsigma_w2 = 2.0\n'
+                    f"depth = 2\nwidth = 4\n[case.agreement]\n{table}\n")
+    with pytest.raises(CaseError) as info:
+        load_case_file(path, kinds={"agreement": KIND})
+    assert key in str(info.value) and "bad.toml" in str(info.value)
