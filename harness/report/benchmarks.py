@@ -27,6 +27,9 @@ def _clean(entry: dict) -> dict:
 
 
 def validate(document, source: str) -> list[dict]:
+    if isinstance(document, dict) and document.get("format") == "ntk-harness-results":
+        raise BenchmarkFormatError(f"{source}: expected {EXPECTED}; got an ntk-harness results.json "
+                                   "(give it as a results file or as the baseline)")
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise BenchmarkFormatError(f"{source}: expected {EXPECTED}")
     entries = []
