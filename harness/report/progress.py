@@ -74,17 +74,17 @@ def for_item(item, label: str | None = None) -> Progress | None:
     config = item.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or config.option.verbose < 0:
+    if reporter is None:
         return None
     writer = getattr(reporter, "_tw", None)
     stream = getattr(writer, "_file", None)
-    if stream is None or not getattr(stream, "isatty", lambda: False)():
-        return None
+    suspend = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
     try:
+        with suspend():   # while a test runs, fd 1 and 2 are redirected to pytest's capture files
+            terminal = stream is not None and stream.isatty()
         free = writer.fullwidth - writer.width_of_current_line - 1
     except Exception:  # noqa: BLE001 - private terminal writer API; no bar rather than a crash
         return None
-    if free < 30:
+    if not terminal or free < 30:
         return None
-    suspend = capture.global_and_fixture_disabled if capture is not None else None
     return _Bar(label or "Monte Carlo", stream, min(free, 70), suspend=suspend)
