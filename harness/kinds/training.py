@@ -326,6 +326,8 @@ class TrainingKind:
         outcome.extra["experiments"] = [self._series(r) for r in results.values()]
         if base_key in results:
             base = results[base_key]
+            outcome.extra["probe_ntk"] = dict(base.probe_ntk, network=0, depth=base.architecture.depth,
+                                              width=base.architecture.widths[1])
             outcome.extra["final"] = {}
             for q in QUANTITIES:
                 estimate = metrics.mean_interval(base.final(q), confidence)

@@ -51,6 +51,9 @@ class ExperimentResult:
     series: dict[str, list[list[float]]] = field(default_factory=dict)
     eigenvalues: list[list[list[float]]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    #: Network 0's output-trace NTK on the probe set at step 0 and at the last checkpoint,
+    #: [N][N] lists, with the probe labels (for figures of the block structure).
+    probe_ntk: dict = field(default_factory=dict)
 
     def final(self, quantity: str) -> list[float]:
         """Quantity at the last checkpoint, one value per seed."""
@@ -84,6 +87,8 @@ def run_experiment(
     labels = dataset.y_probe
     result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in QUANTITIES})
     initial: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    last_step = max(config.checkpoints)
+    result.probe_ntk["labels"] = [int(c) for c in labels]
     ntk_seconds = 0.0
 
     def on_checkpoint(step: int, stacked: dict[str, torch.Tensor]) -> None:
@@ -108,6 +113,8 @@ def run_experiment(
             row["block_ratio"].append(block)
             row["block_ratio_growth"].append(block / block0)
             eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())
+            if s == 0 and step in (0, last_step):
+                result.probe_ntk["initial" if step == 0 else "final"] = trace.detach().cpu().double().tolist()
         for q, values in row.items():
             result.series[q].append(values)
         result.eigenvalues.append(eig_row)

@@ -95,6 +95,11 @@ def test_run_passes_and_reports_series(tmp_path):
     runs = {(e["depth"], e["width"]) for e in outcome.extra["experiments"]}
     assert runs == {(2, 8), (1, 8), (1, 4)}  # base reused by the trend and the scaling
     assert len(outcome.extra["experiments"][0]["series"]["alignment"]) == 3  # one per checkpoint
+    probe = outcome.extra["probe_ntk"]  # for the report's NTK-matrix figure
+    assert probe["labels"] == [c for c in range(10) for _ in range(2)]
+    assert len(probe["initial"]) == len(probe["final"]) == 20 and len(probe["final"][0]) == 20
+    lo, hi = outcome.extra["final"]["relative_change"]["interval"]
+    assert lo <= outcome.measured["relative_change"] <= hi
 
 
 def test_failed_level_check_prints_the_interval(tmp_path):
