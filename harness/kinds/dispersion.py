@@ -336,7 +336,12 @@ class DispersionKind:
                         reference=expected_mean,
                     )
                 )
-            ref["infinite_width"] = {"mean": values, "cosines": [float(c) for c in cosines]}
+            ref["infinite_width"] = {
+                "mean": values,
+                "cosines": [float(c) for c in cosines],
+                # measured mean / infinite-width mean - 1: the finite-width deviation plus noise
+                "deviation": [column["mean"] / value - 1.0 for column, value in zip(columns, values)],
+            }
         outcome.reference = ref
         outcome.timing["reference_seconds"] = time.perf_counter() - reference_start
         outcome.timing["total_seconds"] = time.perf_counter() - total_start
