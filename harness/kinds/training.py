@@ -152,11 +152,18 @@ class DepthTrendSection:
 
 @dataclass
 class ScalingSection:
-    """``[case.scaling]``: several widths at a fixed depth-to-width ratio (empty ``widths``: no fit)."""
+    """``[case.scaling]``: several widths at a fixed depth-to-width ratio (empty ``widths``: no fit).
+
+    With ``depth`` given, every width is trained at that fixed depth instead (the
+    infinite-width, fixed-depth setting of Jacot et al.: a control in which the NTK must
+    freeze as the width grows).
+    """
 
     widths: list[int] = field(default_factory=list, metadata=_doc("hidden widths n", min=1))
     depth_to_width: float = field(default=0.125, metadata=_doc("lambda = L / n; depth = max(1, round(lambda n))",
                                                                  min_exclusive=0))
+    depth: int | None = field(default=None, metadata=_doc("fixed depth for every width (overrides depth_to_width)",
+                                                            min=1))
     quantity: str = field(default="relative_change", metadata=_doc("quantity fitted (log-log) against width",
                                                                     choices=FITTABLE))
 
@@ -164,8 +171,13 @@ class ScalingSection:
         if self.widths and len(set(self.widths)) < 2:
             raise ValueError(f"scaling.widths: expected at least two distinct widths, got {self.widths}")
 
-    def depth(self, width: int) -> int:
+    def depth_at(self, width: int) -> int:
+        if self.depth is not None:
+            return self.depth
         return max(1, int(round(self.depth_to_width * width)))
+
+    def describe(self) -> str:
+        return f"L={self.depth}" if self.depth is not None else f"lambda={self.depth_to_width:g}"
 
 
 def _bound(text: str):
@@ -315,7 +327,7 @@ class TrainingKind:
                 self._trend_check(outcome, [experiment(d, base_key[1]) for d in trend.depths], trend, expect,
                                   confidence)
             if scaling.widths:
-                self._scaling_check(outcome, [experiment(scaling.depth(w), w) for w in scaling.widths], scaling,
+                self._scaling_check(outcome, [experiment(scaling.depth_at(w), w) for w in scaling.widths], scaling,
                                     expect, confidence)
             outcome.checks.insert(0, Check("training converged without divergence", True,
                                            expected="finite losses at every step",
@@ -401,8 +413,9 @@ class TrainingKind:
         table = _table(runs, scaling.quantity, confidence,
                        lambda r: f"n={r.architecture.widths[1]},L={r.architecture.depth}")
         outcome.extra["width_scaling"] = {"quantity": scaling.quantity, "exponent": fit.slope,
-                                          "interval": fit.interval, "depth_to_width": scaling.depth_to_width}
-        where = f"lambda={scaling.depth_to_width:g}"
+                                          "interval": fit.interval, "depth_to_width": scaling.depth_to_width,
+                                          "fixed_depth": scaling.depth}
+        where = scaling.describe()
         if expect.width_exponent_below is not None:
             b = expect.width_exponent_below
             outcome.checks.append(Check(
