@@ -57,7 +57,7 @@ def _load(tmp_path, **overrides):
 
 def test_shipped_case_files_collect():
     ids = []
-    for name in ("constancy", "width_scaling", "paper"):
+    for name in ("constancy", "width_scaling", "width_scaling_fixed_depth", "paper"):
         for case in load_case_file(CASES / f"{name}.toml", kinds={"training": KIND}):
             ids.append(KIND.case_id(case))
             assert {"ordered", "eoc", "chaotic"} >= {KIND.phase(case.sections["network"])}
@@ -68,6 +68,14 @@ def test_shipped_case_files_collect():
 def test_unknown_optimizer_fails_collection_with_the_allowed_names(tmp_path):
     with pytest.raises(CaseError, match="'sgd', 'adam'"):
         _load(tmp_path, optimizer="rmsprop")
+
+
+def test_unknown_dataset_fails_collection_with_the_allowed_names(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
+                    .replace('optimizer = "sgd"', 'optimizer = "sgd"\ndataset = "mnist"'))
+    with pytest.raises(CaseError, match="'digits', 'teacher_student'"):
+        load_case_file(path, kinds={"training": KIND})
 
 
 def test_probe_larger_than_data_fails_collection_with_the_sizes(tmp_path):
