@@ -162,6 +162,48 @@ def _diagnose(result, reference, *, f, params64, x1, x2, num_layers, rtol, earli
     return " ".join(h[0].upper() + h[1:] + "." for h in hints)
 
 
+def _check_symmetric(matrix: torch.Tensor, num_outputs: int, rtol: float) -> tuple[float, str | None]:
+    """(max|K - K^T| / max|K|, the problem or None) of K(x1, x1) as an [N1 O, N1 O] matrix."""
+    scale = matrix.abs().max().item()
+    skew = (matrix - matrix.T).abs().max().item() / scale if scale > 0 else 0.0
+    if skew <= rtol:
+        return skew, None
+    i, j = divmod(int((matrix - matrix.T).abs().argmax()), matrix.shape[0])
+    return skew, (
+        f"max|K - K^T| / max|K| = {skew:.3g} > {rtol:g}, worst at rows (input, output) "
+        f"{divmod(i, num_outputs)} and {divmod(j, num_outputs)}: {matrix[i, j].item():.10g} vs "
+        f"{matrix[j, i].item():.10g}"
+    )
+
+
+def _check_psd(matrix: torch.Tensor, rtol: float) -> tuple[float | None, str | None]:
+    """(smallest / largest |eigenvalue| of the symmetric part, the problem or None); None if not finite."""
+    if not torch.isfinite(matrix).all():
+        return None, None  # reported by the finite check
+    eigenvalues = torch.linalg.eigvalsh((matrix + matrix.T) / 2)
+    largest = eigenvalues.abs().max().item()
+    ratio = eigenvalues.min().item() / largest if largest > 0 else 0.0
+    if ratio >= -rtol:
+        return ratio, None
+    return ratio, (
+        f"smallest eigenvalue {eigenvalues.min().item():.6g} = {ratio:.3g} x the largest |eigenvalue| "
+        f"{largest:.6g}, below -{rtol:g}"
+    )
+
+
+def _check_fresh(result, reference, earlier_results, earlier_refs, rtol: float) -> str | None:
+    """A K(x1, x2) equal to an earlier network's result or kernel while this network's differs."""
+    for index, earlier in earlier_results:
+        if _relative_error(result, earlier) <= rtol and _relative_error(reference, earlier) > 1e3 * rtol:
+            return (f"K(x1, x2) equals the result for network {index} although the networks differ: "
+                    "parameters or results are reused across calls")
+    for index, earlier in earlier_refs:
+        if _relative_error(result, earlier) <= 10 * rtol:
+            return (f"K(x1, x2) equals the reference kernel of network {index}: the implementation used an "
+                    "earlier network's parameters")
+    return None
+
+
 def _user_frame(exc: BaseException) -> str:
     """The innermost traceback frame outside torch, where the user's code failed."""
     frames = [fr for fr in traceback.extract_tb(exc.__traceback__) if "/torch/" not in fr.filename]
@@ -305,46 +347,20 @@ class AgreementKind:
                         f"{_worst_entries(r, ref)}." + (f" {hint}" if hint else "")
                     )
 
-            # symmetry and PSD of K(x1, x1): entries (a, i) x (b, j)
-            n = section.inputs
+            n = section.inputs  # K(x1, x1) as the [N1 O, N1 O] matrix of entries (a, i) x (b, j)
             matrix = own64.reshape(n, n, num_outputs, num_outputs).permute(0, 2, 1, 3).reshape(n * num_outputs, -1)
-            scale = matrix.abs().max().item()
-            skew = (matrix - matrix.T).abs().max().item() / scale if scale > 0 else 0.0
+            skew, problem = _check_symmetric(matrix, num_outputs, rtol)
             asymmetry.append(skew)
-            if not skew <= rtol:
-                i, j = divmod(int((matrix - matrix.T).abs().argmax()), matrix.shape[0])
-                failures["symmetric"].append(
-                    f"network {m}: max|K - K^T| / max|K| = {skew:.3g} > {rtol:g}, worst at rows (input, output) "
-                    f"{divmod(i, num_outputs)} and {divmod(j, num_outputs)}: {matrix[i, j].item():.10g} vs "
-                    f"{matrix[j, i].item():.10g}"
-                )
-            if torch.isfinite(matrix).all():
-                eigenvalues = torch.linalg.eigvalsh((matrix + matrix.T) / 2)
-                largest = eigenvalues.abs().max().item()
-                ratio = eigenvalues.min().item() / largest if largest > 0 else 0.0
+            if problem:
+                failures["symmetric"].append(f"network {m}: {problem}")
+            ratio, problem = _check_psd(matrix, rtol)
+            if ratio is not None:
                 smallest_ratio.append(ratio)
-                if not ratio >= -rtol:
-                    failures["psd"].append(
-                        f"network {m}: smallest eigenvalue {eigenvalues.min().item():.6g} = {ratio:.3g} x the "
-                        f"largest |eigenvalue| {largest:.6g}, below -{rtol:g}"
-                    )
-
-            # stale: a result equal to an earlier network's kernel while this network's differs
-            for index, earlier in earlier_results:
-                if _relative_error(cross64, earlier) <= rtol and _relative_error(ref_cross, earlier) > 1e3 * rtol:
-                    failures["fresh"].append(
-                        f"network {m}: K(x1, x2) equals the result for network {index} although the networks "
-                        "differ: parameters or results are reused across calls"
-                    )
-                    break
-            else:
-                for index, earlier in earlier_refs:
-                    if _relative_error(cross64, earlier) <= 10 * rtol:
-                        failures["fresh"].append(
-                            f"network {m}: K(x1, x2) equals the reference kernel of network {index}: the "
-                            "implementation used an earlier network's parameters"
-                        )
-                        break
+            if problem:
+                failures["psd"].append(f"network {m}: {problem}")
+            problem = _check_fresh(cross64, ref_cross, earlier_results, earlier_refs, rtol)
+            if problem:
+                failures["fresh"].append(f"network {m}: {problem}")
             earlier_results.append((m, cross64))
             earlier_refs.append((m, ref_cross))
 
