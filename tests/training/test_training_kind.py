@@ -57,7 +57,7 @@ def _load(tmp_path, **overrides):
 
 def test_shipped_case_files_collect():
     ids = []
-    for name in ("constancy", "width_scaling", "width_scaling_fixed_depth", "paper"):
+    for name in ("constancy", "width_scaling", "width_scaling_fixed_depth", "width_scaling_ntk", "paper"):
         for case in load_case_file(CASES / f"{name}.toml", kinds={"training": KIND}):
             ids.append(KIND.case_id(case))
             assert {"ordered", "eoc", "chaotic"} >= {KIND.phase(case.sections["network"])}
