@@ -43,6 +43,7 @@ def main(args) -> int:
         for path in args.benchmarks:
             known = {b.get("fullname") or b.get("name") for b in merged["benchmarks"]}
             merged["benchmarks"] += [b for b in benchmarks_module.load(path) if (b.get("fullname") or b.get("name")) not in known]
+            merged.setdefault("benchmark_sources", []).append(str(path))
     except (ReportDirError, records.ResultsFormatError, records.MergeConflict, benchmarks_module.BenchmarkFormatError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2

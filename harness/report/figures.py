@@ -36,13 +36,17 @@ def _pyplot():
 
 
 def _plain_log_ticks(ax) -> None:
-    """Log y axis with plain numbers (1.5, 2, 3) instead of 1.5 x 10^0."""
-    from matplotlib.ticker import FuncFormatter
+    """Log y axis with plain numbers (1.5, 2, 30) instead of 1.5 x 10^0; minor labels only within a decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 10:
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, path: Path) -> None:
@@ -68,6 +72,8 @@ def _dispersion_records(records):
 
 
 def dispersion_vs_depth(records: list[dict], path: Path) -> str | None:
+    from matplotlib.lines import Line2D
+
     import reference
 
     points = defaultdict(list)   # (sigma_w2) -> records with uniform width
@@ -97,20 +103,19 @@ def dispersion_vs_depth(records: list[dict], path: Path) -> str | None:
                                for r in group])
             errors = np.abs(np.vstack([value - bounds[:, 0], bounds[:, 1] - value]))
             label = f"n={width}" + ("" if bias else ", no bias")
-            ax.errorbar(depth, value, yerr=np.nan_to_num(errors), fmt="o", color=color, ms=4, capsize=3,
-                        label=f"{label} measured")
+            ax.errorbar(depth, value, yerr=np.nan_to_num(errors), fmt="o", color=color, ms=4, capsize=3, label=label)
             depths = np.arange(1, int(depth.max()) + 1)
             if parametrization == "standard":
                 try:
                     exact = [reference.ExactLaw((input_dim,) + (width,) * int(L), sigma, trainable_bias=bias,
                                                 input_norm_sq=norm_sq).dispersion() for L in depths]
-                    ax.plot(depths, exact, "-", color=color, lw=1.2, label=f"{label} exact")
+                    ax.plot(depths, exact, "-", color=color, lw=1.2)
                 except ValueError:
                     pass
                 try:
                     fine = np.linspace(0, depths[-1], 200)
                     asymptotic = [reference.asymptotic_dispersion(L / width, sigma, bias) for L in fine]
-                    ax.plot(fine, asymptotic, "--", color=color, lw=1.0, label=f"{label} asymptotic")
+                    ax.plot(fine, asymptotic, "--", color=color, lw=1.0)
                 except ValueError:
                     pass
         phase = group[0].get("phase", "")
@@ -119,36 +124,48 @@ def dispersion_vs_depth(records: list[dict], path: Path) -> str | None:
         ax.set_ylabel("E[Θ²] / E[Θ]²")
         ax.set_yscale("log")
         _plain_log_ticks(ax)
-        ax.legend(fontsize=6)
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Line2D([], [], color="k", lw=1.2), Line2D([], [], color="k", lw=1.0, ls="--")]
+        labels += ["exact, finite width", "asymptotic, λ = L/n"]
+        ax.legend(handles, labels, fontsize=6, loc="best")
     _save(fig, path)
     return ("Dispersion of Θ(x, x) against depth per σ_w² (points: measured, bars: 95% interval; solid: exact "
             "finite-width law at the sweep's width; dashed: the n, L → ∞ limit at λ = L/n)")
 
 
 def dispersion_vs_correlation(records: list[dict], path: Path) -> str | None:
-    by_phase = defaultdict(list)
-    for r in _dispersion_records(records):
-        columns = r["measured"].get("off_diagonal") or []
-        if len(columns) >= 2:
-            by_phase[r.get("phase", "-")].append(r)
-    if not by_phase:
+    """Per σ_w² of the largest sweep (the case name with the most such records), one line per depth."""
+    usable = [r for r in _dispersion_records(records) if len(r["measured"].get("off_diagonal") or []) >= 2
+              and isinstance(r.get("width"), int)]
+    if not usable:
         return None
-    phases = [p for p in PHASES if p in by_phase] + [p for p in by_phase if p not in PHASES]
-    fig, axes = _grid(len(phases), columns=3)
-    for ax, phase in zip(axes, phases):
-        group = sorted(by_phase[phase], key=lambda r: (as_float(r.get("sigma_w2")), as_float(r.get("depth")), r["case"]))
-        shown = group if len(group) <= 10 else [group[i] for i in np.linspace(0, len(group) - 1, 10).astype(int)]
-        for index, r in enumerate(shown):
-            columns = sorted(r["measured"]["off_diagonal"], key=lambda c: as_float(c.get("cosine")))
+    by_name = defaultdict(list)
+    for r in usable:
+        by_name[(r["case"].split("[")[0], r["width"], bool(r.get("parameters", {}).get("trainable_bias", True)))].append(r)
+    (name, width, bias), chosen = max(by_name.items(), key=lambda kv: (len(kv[1]), kv[0][0]))
+    by_sigma = defaultdict(list)
+    for r in chosen:
+        by_sigma[as_float(r.get("sigma_w2"))].append(r)
+    sigmas = sorted(by_sigma)
+    fig, axes = _grid(len(sigmas), columns=4, size=(3.6, 3.0))
+    for ax, sigma in zip(axes, sigmas):
+        group = sorted(by_sigma[sigma], key=lambda r: as_float(r.get("depth")))
+        for index, r in enumerate(group):
+            columns = sorted(r["measured"]["off_diagonal"][1:] or r["measured"]["off_diagonal"],
+                             key=lambda c: as_float(c.get("cosine")))
             ax.plot([as_float(c.get("cosine")) for c in columns], [as_float(c.get("dispersion")) for c in columns],
-                    "o-", ms=3, color=f"C{index % 10}", label=r["case"].split("[", 1)[-1].rstrip("]"))
-        ax.set_title(f"{phase}" + (f" ({len(shown)} of {len(group)} cases)" if len(shown) < len(group) else ""),
-                     fontsize=9)
+                    "o-", ms=3, color=f"C{index % 10}", label=f"L={r.get('depth')}")
+        ax.set_title(f"σ_w² = {sigma:g} ({group[0].get('phase', '')})", fontsize=9)
         ax.set_xlabel("cos(x0, x)")
         ax.set_ylabel("dispersion of Θ(x0, x)")
-        ax.legend(fontsize=5)
+        ax.set_yscale("log")
+        _plain_log_ticks(ax)
+        ax.legend(fontsize=6, loc="best")
     _save(fig, path)
-    return "Dispersion of Θ(x0, x) against the input correlation cos(x0, x), per phase"
+    others = len(usable) - len(chosen)
+    return (f"Dispersion E[Θ(x0,x)²]/E[Θ(x0,x)]² against the input correlation cos(x0, x), case `{name}` "
+            f"(n = {width}{'' if bias else ', no bias'}), one line per depth"
+            + (f"; {others} other cases with off-diagonal entries are in results.json" if others else ""))
 
 
 def _training_series(records):
@@ -214,6 +231,14 @@ def ntk_matrices(records: list[dict], path: Path) -> str | None:
     return "Probe NTK before and after training, inputs grouped by class (white lines: class boundaries)"
 
 
+def _benchmark_label(bench: dict) -> str:
+    """``group | implementation`` (or the test name without the group's parameters), at most 60 characters."""
+    group = bench.get("group") or "-"
+    name = (bench.get("extra_info") or {}).get("implementation") or bench.get("name", "")
+    name = name.replace(f"-{group}", "").replace(group, "")
+    return f"{group} | {name}"[:60]
+
+
 def benchmark_bars(benchmarks: list[dict], path: Path) -> str | None:
     entries = [b for b in benchmarks if isinstance(b.get("stats"), dict) and b["stats"].get("min") is not None]
     if not entries:
@@ -221,7 +246,7 @@ def benchmark_bars(benchmarks: list[dict], path: Path) -> str | None:
     entries.sort(key=lambda b: (b.get("group") or "", as_float(b["stats"]["min"])))
     entries = entries[:60]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(entries) + 1.2))
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(entries) + 1.2))
     groups = sorted({b.get("group") or "-" for b in entries})
     colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
     y = np.arange(len(entries))
@@ -229,7 +254,7 @@ def benchmark_bars(benchmarks: list[dict], path: Path) -> str | None:
             xerr=[as_float(b["stats"].get("stddev", 0)) * 1e3 for b in entries],
             color=[colors[b.get("group") or "-"] for b in entries])
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{b.get('group') or '-'} | {b.get('name', '')}"[:70] for b in entries], fontsize=6)
+    ax.set_yticklabels([_benchmark_label(b) for b in entries], fontsize=6)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("fastest round (ms), bar: stddev")
