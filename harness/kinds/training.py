@@ -48,7 +48,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from harness.cases.sections import NetworkSection
 from harness.kinds.base import Check, Outcome, RunOptions, resolve_device, resolve_dtype
@@ -60,8 +59,6 @@ from harness.training.experiment import QUANTITIES, ExperimentResult, run_experi
 from harness.training.loop import LOSSES, OPTIMIZERS, DivergenceError, TrainingConfig, checkpoint_steps
 
 PHASES = ("ordered", "eoc", "chaotic")
-#: Quantities a level check, a trend or a scaling fit may use.
-CHECKABLE = tuple(q for q in QUANTITIES)
 #: Quantities that may be fitted in log space (positive at the last checkpoint).
 FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
 
