@@ -97,3 +97,27 @@ def test_structured_rejects_a_network_that_is_not_an_mlp():
     params = unstack(stacked, 0)
     with pytest.raises(ImplementationError, match="structured.*fully connected"):
         get_implementation("structured")(lambda p, x: f(p, x), params, x1, x2)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "erf", "linear"])
+def test_structured_activation_derivatives_match_autograd(activation):
+    from harness.networks import _activation
+    from harness.ntk.structured import ACTIVATION_DERIVATIVES
+
+    h = torch.cat([torch.linspace(-3, 3, 61, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    leaf = h.clone().requires_grad_(True)
+    (autograd,) = torch.autograd.grad(_activation(activation)(leaf).sum(), [leaf])
+    assert torch.allclose(ACTIVATION_DERIVATIVES[activation](h), autograd, rtol=1e-14, atol=1e-15)
+
+
+def test_structured_falls_back_for_an_activation_without_a_written_derivative(monkeypatch):
+    import harness.ntk.structured as structured
+
+    monkeypatch.delitem(structured.ACTIVATION_DERIVATIVES, "tanh")
+    f, stacked, x1, x2 = _setup(ARCHITECTURES[3])
+    params = unstack(stacked, 0)
+    reference = get_implementation("jacobian")(f, params, x1, x2)
+    result = structured.structured_ntk(f, params, x1, x2)
+    assert torch.allclose(result, reference, rtol=1e-12, atol=1e-12 * reference.abs().max())
+    batched = torch.func.vmap(structured.structured_ntk, in_dims=(None, 0, None, None))(f, stacked, x1, x2)
+    assert torch.allclose(batched[0], reference, rtol=1e-12, atol=1e-12 * reference.abs().max())
