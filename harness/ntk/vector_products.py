@@ -31,14 +31,17 @@ CHUNK_BYTES = 2**30
 
 
 # With x2 is x1, a chunk's jvp runs over the inputs from the chunk's first one on: with k
-# chunks that is (k + 1) / (2k) of the full square, so K(x, x) uses at least this many.
+# chunks that is (k + 1) / (2k) of the full square, so K(x, x) uses at least this many
+# chunks, once the jvps' work (~4 O N^2 P flops) outweighs the ~1 ms overhead of a chunk.
 SYMMETRIC_CHUNKS = 8
+SYMMETRIC_MIN_FLOPS = 1e8
 
 
 def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: int, symmetric: bool) -> int:
+    num_parameters = sum(p.numel() for p in params.values())
     bytes_per_vector = sum(p.numel() * p.element_size() for p in params.values())
     size = min(n1, CHUNK_BYTES // max(1, 3 * num_outputs * bytes_per_vector))
-    if symmetric:
+    if symmetric and 4 * num_outputs * n1 * n1 * num_parameters > SYMMETRIC_MIN_FLOPS:
         size = min(size, -(-n1 // SYMMETRIC_CHUNKS))
     return max(1, size)
 
@@ -66,7 +69,10 @@ def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: tor
 
         inputs = chunk.repeat_interleave(num_outputs, dim=0)  # row (a, i)
         basis = eye.repeat(chunk.shape[0], 1)
-        out = vmap(row)(inputs, basis)  # [C O, N', O]
+        if inputs.shape[0] == 1:  # one row: vmap would only add its overhead
+            out = row(inputs[0], basis[0]).unsqueeze(0)
+        else:
+            out = vmap(row)(inputs, basis)  # [C O, N', O]
         return out.reshape(chunk.shape[0], num_outputs, others.shape[0], num_outputs)
 
     size = _inputs_per_chunk(params, num_outputs, n1, symmetric)
