@@ -97,7 +97,8 @@ class TrainingSection:
     data_seed: int = field(default=0, metadata=_doc("seed of the split, the probe set and the teacher", min=0))
     samples: int = field(default=2000, metadata=_doc("teacher_student: number of samples", min=2))
     classes: int = field(default=10, metadata=_doc("teacher_student: number of classes", min=2))
-    probe_per_class: int = field(default=10, metadata=_doc("probe inputs per class (NTK on classes x this)", min=1))
+    probe_per_class: int = field(default=10, metadata=_doc(
+        "probe inputs per class (NTK on classes x this); at least 2 for within-class entries", min=2))
     seeds: int = field(default=4, metadata=_doc("independently initialized and trained networks", min=2))
     seed: int = field(default=0, metadata=_doc("run seed; network i uses a seed derived from (seed, i)", min=0))
     eigenvalues: int = field(default=5, metadata=_doc("top eigenvalues of the probe NTK recorded", min=1))
