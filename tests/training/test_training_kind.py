@@ -84,6 +84,11 @@ def test_probe_larger_than_data_fails_collection_with_the_sizes(tmp_path):
     assert "probe_per_class" in str(info.value) and "has only" in str(info.value)
 
 
+def test_single_probe_per_class_fails_collection(tmp_path):
+    with pytest.raises(CaseError, match="probe_per_class"):  # no within-class pairs for the block ratio
+        _load(tmp_path, probe_per_class=1)
+
+
 def test_wrong_output_dim_fails_collection(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
