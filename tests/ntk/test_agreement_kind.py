@@ -127,3 +127,14 @@ def test_invalid_agreement_section_names_the_key(tmp_path, table, key):
     with pytest.raises(CaseError) as info:
         load_case_file(path, kinds={"agreement": KIND})
     assert key in str(info.value) and "bad.toml" in str(info.value)
+
+
+def test_case_level_implementation_is_used_and_ntk_impl_overrides_it(tmp_path):
+    path = tmp_path / "pinned.toml"
+    path.write_text('[[case]]\nname = "pinned"\nkind = "agreement"\nimplementation = "tests.ntk.broken:scaled"\n'
+                    "[case.network]\nsigma_w2 = 2.0\ndepth = 2\nwidth = 6\n[case.agreement]\nnetworks = 2\n")
+    (case,) = load_case_file(path, kinds={"agreement": KIND})
+    pinned = KIND.run(case, RunOptions(device="cpu"))
+    assert not pinned.passed and pinned.parameters["implementation"] == "tests.ntk.broken:scaled"
+    overridden = KIND.run(case, RunOptions(device="cpu", implementation="structured"))
+    assert overridden.passed and overridden.parameters["implementation"] == "structured"
