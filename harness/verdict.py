@@ -96,6 +96,8 @@ def outcome_record(case_id: str, kind: str, outcome: Outcome) -> dict:
                 for c in outcome.checks
             ],
             "timing": outcome.timing,
+            # series and matrices a kind keeps for figures (e.g. training checkpoints)
+            "extra": outcome.extra,
         }
     )
 
