@@ -162,7 +162,8 @@ def failures_section(records: list[dict]) -> list[str]:
     lines = []
     for r in sorted(records, key=lambda r: r.get("nodeid") or r["case"]):
         if r.get("outcome") == "error":
-            lines.append(f"- `{r.get('nodeid') or r['case']}`: error: {r.get('error', '').strip().splitlines()[-1:] or ''}")
+            message = r.get("error_message") or ((r.get("error") or "").strip().splitlines() or [""])[-1]
+            lines.append(f"- `{r.get('nodeid') or r['case']}`: error in {r.get('when', 'call')}: {message}")
             continue
         for c in r.get("checks") or []:
             if not c.get("passed"):
@@ -170,7 +171,7 @@ def failures_section(records: list[dict]) -> list[str]:
                 lines.append(
                     f"- `{r['case']}`: {c.get('name')}: measured {with_interval(c.get('measured'), c.get('measured_interval'))}, "
                     f"accepted {c.get('expected', '')}{detail}")
-    return (["## Failed checks", ""] + lines + [""]) if lines else []
+    return (["## Failed checks and errors", ""] + lines + [""]) if lines else []
 
 
 def benchmarks_section(benchmarks: list[dict]) -> list[str]:

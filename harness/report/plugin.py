@@ -29,6 +29,7 @@ import pytest
 
 RECORD = "ntk_harness_record"
 ENVIRONMENT = "ntk_harness_environment"
+CASE = "ntk_harness_case"
 LIFTED = ("implementation", "device", "dtype", "seed", "seeds", "samples")
 
 
@@ -85,9 +86,12 @@ class ReportCollector:
             self.records[report.nodeid] = record
         elif report.failed and report.nodeid not in self.records:
             # the case raised before it produced a record (or in setup): an error record
+            case = properties.get(CASE) or {}
+            crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
             self.records[report.nodeid] = {
-                "case": report.nodeid.rsplit("::", 1)[-1], "nodeid": report.nodeid, "kind": None,
-                "passed": False, "outcome": "error", "phase": None, "when": report.when,
+                "case": case.get("case") or report.nodeid.rsplit("::", 1)[-1], "nodeid": report.nodeid,
+                "kind": case.get("kind"), "passed": False, "outcome": "error", "phase": None, "when": report.when,
+                "error_message": getattr(crash, "message", None),
                 "error": str(report.longrepr)[-4000:], "wall_seconds": report.duration,
                 "environment": properties[ENVIRONMENT],
             }
@@ -97,7 +101,9 @@ class ReportCollector:
         from harness.report.records import FORMAT, VERSION
 
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
-        workers = getattr(self.config.option, "numprocesses", None) if hasattr(self.config.option, "dist") else None
+        workers = getattr(self.config.option, "numprocesses", None)
+        if not workers and getattr(self.config.option, "tx", None):
+            workers = len(self.config.option.tx)   # xdist --tx specs (remote or popen workers)
         session = {
             "command": ["pytest"] + [str(a) for a in self.config.invocation_params.args],
             "cwd": str(self.config.invocation_params.dir),
@@ -178,6 +184,7 @@ def pytest_runtest_setup(item):
         from harness.report.environment import environment
 
         item.user_properties.append((ENVIRONMENT, environment()))
+        item.user_properties.append((CASE, {"case": item.name, "kind": getattr(item.case, "kind", None)}))
 
 
 @pytest.hookimpl(trylast=True)

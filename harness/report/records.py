@@ -145,6 +145,8 @@ def merge(documents: Iterable[dict], sources: Iterable[str] | None = None) -> di
     for document, source in zip(documents, sources):
         merged["complete"] = merged["complete"] and bool(document.get("complete", True))
         merged["sessions"].extend(document.get("sessions", []))
+        for source_path in document.get("benchmark_sources", []):
+            merged.setdefault("benchmark_sources", []).append(source_path)
         for record in document["records"]:
             key = record_key(record)
             if key in by_key:

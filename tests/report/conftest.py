@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 CASES = textwrap.dedent("""
     [[case]]
     name = "small"

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
+
 from harness.report import records
 from tests.report.conftest import run_pytest
 
@@ -83,36 +85,48 @@ def test_shards_merge_to_the_unsharded_results(serial_run, case_dir, interval_ca
         shards.append(case_dir / f"shard{k}" / "results.json")
     first, second = (_records(p) for p in shards)
     assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
-    assert _report_cli(*map(str, shards), "--out", str(case_dir / "merged")) == 0
+    assert _report_cli(*map(str, shards), "--out", str(case_dir / "merged"),
+                       "--baseline", str(serial_dir / "results.json")) == 0
     merged, serial = _records(case_dir / "merged" / "results.json"), _records(serial_dir / "results.json")
     assert merged.keys() == serial.keys()
     for key in serial:
         assert all(merged[key][f] == serial[key][f] for f in records.DETERMINED)
     document = records.load(case_dir / "merged" / "results.json")
     assert [s["shard"] for s in document["sessions"]] == ["1/2", "2/2"]
-    assert "3 cases: 3 passed" in (case_dir / "merged" / "report.md").read_text()
+    report = (case_dir / "merged" / "report.md").read_text()
+    assert "3 cases: 3 passed" in report
+    assert "No case changed its verdict." in report and "No statistic moved beyond its 95% interval." in report
+    comparison = json.loads((case_dir / "merged" / "comparison.json").read_text())
+    assert comparison["compared_cases"] == 3 and comparison["moved_statistics"] == [] and not comparison["new_cases"]
 
 
-def test_unwritable_report_dir_fails_before_any_case(case_dir, interval_cache, tmp_path):
+def _in_process(pytester, *args: str):
+    """Usage errors and raising cases need no fresh interpreter: run pytest in this process."""
+    from tests.report.conftest import CASES
+
+    pytester.makefile(".toml", small=CASES)
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+
+def test_unwritable_report_dir_fails_before_any_case(pytester, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = run_pytest(case_dir, "small.toml", "--report-dir", str(blocker / "report"), cache=interval_cache)
-    assert result.returncode == 4   # pytest's usage error, before collection
-    assert f"report directory {blocker / 'report'} is not writable" in result.stderr
-    assert "passed" not in result.stdout and "failed" not in result.stdout
+    result = _in_process(pytester, "small.toml", "--report-dir", str(blocker / "report"))
+    assert result.ret == 4   # pytest's usage error, before collection
+    assert f"report directory {blocker / 'report'} is not writable" in result.stderr.str()
+    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
 
 
-def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(case_dir, interval_cache, tmp_path):
+def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(pytester, tmp_path):
     wrong = tmp_path / "bench.json"
     wrong.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
-    result = run_pytest(case_dir, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong),
-                        cache=interval_cache)
-    assert result.returncode == 4
-    assert "--report-baseline" in result.stderr and str(wrong) in result.stderr
-    assert 'expected a results.json written by ntk-harness' in result.stderr
-    assert "pytest-benchmark JSON file" in result.stderr
-    bad_shard = run_pytest(case_dir, "small.toml", "--shard", "3/2", cache=interval_cache)
-    assert bad_shard.returncode == 4 and "1 <= K <= N" in bad_shard.stderr
+    result = _in_process(pytester, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong))
+    assert result.ret == 4
+    error = result.stderr.str()
+    assert "--report-baseline" in error and str(wrong) in error
+    assert "expected a results.json written by ntk-harness" in error and "pytest-benchmark JSON file" in error
+    bad_shard = _in_process(pytester, "small.toml", "--shard", "3/2")
+    assert bad_shard.ret == 4 and "1 <= K <= N" in bad_shard.stderr.str()
 
 
 def test_interrupted_run_writes_the_finished_cases_completely(case_dir, interval_cache, tmp_path):
@@ -142,3 +156,18 @@ def test_report_cli_errors_exit_2_with_a_message(tmp_path, capsys):
     assert error.startswith("ntk-harness report: error: ") and str(wrong) in error and "got a JSON list" in error
     assert _report_cli(str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_case_that_raises_is_recorded_as_an_error(pytester, tmp_path):
+    # --device cuda on a machine without CUDA: every case raises before producing a record
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    result = _in_process(pytester, "small.toml", "--device", "cuda", "--report-dir", str(tmp_path / "r"))
+    assert result.ret == 1
+    document = records.load(tmp_path / "r" / "results.json")
+    assert [r["outcome"] for r in document["records"]] == ["error"] * 3
+    assert all("CUDA is not available" in r["error"] for r in document["records"])
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "3 cases: 0 passed, 0 failed, 3 errors" in report and "error in call: ValueError: device 'cuda'" in report
