@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 CASES = textwrap.dedent("""
     [[case]]
     name = "small"

@@ -100,33 +100,43 @@ def test_shards_merge_to_the_unsharded_results(serial_run, case_dir, interval_ca
     assert comparison["compared_cases"] == 3 and comparison["moved_statistics"] == [] and not comparison["new_cases"]
 
 
-def _in_process(pytester, *args: str):
-    """Usage errors and raising cases need no fresh interpreter: run pytest in this process."""
+class _Result:
+    def __init__(self, ret, out: str, err: str):
+        self.ret, self.out, self.err = int(ret), out, err
+
+
+def _in_process(workdir: Path, monkeypatch, capsys, *args: str) -> _Result:
+    """Usage errors and raising cases need no fresh interpreter: pytest.main in this process."""
     from tests.report.conftest import CASES
 
-    pytester.makefile(".toml", small=CASES)
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    (workdir / "small.toml").write_text(CASES)
+    (workdir / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.chdir(workdir)
+    capsys.readouterr()
+    ret = pytest.main(["-p", "no:cacheprovider", "-q", *args])
+    captured = capsys.readouterr()
+    return _Result(ret, captured.out, captured.err)
 
 
-def test_unwritable_report_dir_fails_before_any_case(pytester, tmp_path):
+def test_unwritable_report_dir_fails_before_any_case(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = _in_process(pytester, "small.toml", "--report-dir", str(blocker / "report"))
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--report-dir", str(blocker / "report"))
     assert result.ret == 4   # pytest's usage error, before collection
-    assert f"report directory {blocker / 'report'} is not writable" in result.stderr.str()
-    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
+    assert f"report directory {blocker / 'report'} is not writable" in result.err
+    assert "passed" not in result.out and "failed" not in result.out
 
 
-def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(pytester, tmp_path):
+def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(tmp_path, monkeypatch, capsys):
     wrong = tmp_path / "bench.json"
     wrong.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
-    result = _in_process(pytester, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong))
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong))
     assert result.ret == 4
-    error = result.stderr.str()
+    error = result.err
     assert "--report-baseline" in error and str(wrong) in error
     assert "expected a results.json written by ntk-harness" in error and "pytest-benchmark JSON file" in error
-    bad_shard = _in_process(pytester, "small.toml", "--shard", "3/2")
-    assert bad_shard.ret == 4 and "1 <= K <= N" in bad_shard.stderr.str()
+    bad_shard = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--shard", "3/2")
+    assert bad_shard.ret == 4 and "1 <= K <= N" in bad_shard.err
 
 
 def test_interrupted_run_writes_the_finished_cases_completely(case_dir, interval_cache, tmp_path):
@@ -158,13 +168,13 @@ def test_report_cli_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_a_case_that_raises_is_recorded_as_an_error(pytester, tmp_path):
+def test_a_case_that_raises_is_recorded_as_an_error(tmp_path, monkeypatch, capsys):
     # --device cuda on a machine without CUDA: every case raises before producing a record
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
-    result = _in_process(pytester, "small.toml", "--device", "cuda", "--report-dir", str(tmp_path / "r"))
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--device", "cuda", "--report-dir", str(tmp_path / "r"))
     assert result.ret == 1
     document = records.load(tmp_path / "r" / "results.json")
     assert [r["outcome"] for r in document["records"]] == ["error"] * 3
