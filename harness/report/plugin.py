@@ -130,9 +130,17 @@ class ReportCollector:
         if not self.benchmarks:
             self.benchmarks = benchmarks_module.from_session(self.config)
         document = self.document(exitstatus)
-        written = write_report(self.directory, document, baseline=self.baseline,
-                               baseline_path=self.config.getoption("report_baseline"))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        try:
+            written = write_report(self.directory, document, baseline=self.baseline,
+                                   baseline_path=self.config.getoption("report_baseline"))
+        except OSError as exc:   # e.g. the disk filled up during the run; the old report stays intact
+            message = f"ntk-harness report: could not write {self.directory}: {exc}"
+            if reporter is None:
+                raise
+            reporter.write_sep("!", message, red=True)
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
         if reporter is not None:
             reporter.write_sep("-", f"ntk-harness report: {len(document['records'])} cases -> "
                                     f"{self.directory / 'report.md'} ({len(written)} files)")
