@@ -27,11 +27,10 @@ import torch
 from torch.func import jvp
 
 from harness.networks import MLP, _activation
+from harness.ntk.registry import ImplementationError
 
 
 def _not_supported(f) -> Exception:
-    from harness.ntk.registry import ImplementationError
-
     return ImplementationError(
         "NTK implementation 'structured': supports only fully connected networks "
         f"(harness.networks.MLP); got f = {f!r} of type {type(f).__name__}"

@@ -51,7 +51,7 @@ def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: tor
     """Empirical NTK by vjp/jvp products; [N1, N2] for O = 1, else [N1, N2, O, O]."""
     params = dict(params)
     symmetric = x2 is x1
-    n1, n2 = x1.shape[0], x2.shape[0]
+    n1 = x1.shape[0]
 
     def output_of_one(p, xi):
         return f(p, xi.unsqueeze(0)).squeeze(0)  # [O]
@@ -76,10 +76,9 @@ def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: tor
         return out.reshape(chunk.shape[0], num_outputs, others.shape[0], num_outputs)
 
     size = _inputs_per_chunk(params, num_outputs, n1, symmetric)
-    starts = list(range(0, n1, size))
     blocks = []  # row blocks [C, O, N2, O]
     upper = []  # when symmetric: rows of inputs [a0, a1) against x1[a0:]
-    for a0 in starts:
+    for a0 in range(0, n1, size):
         a1 = min(a0 + size, n1)
         if not symmetric:
             blocks.append(rows(x1[a0:a1], x2))
