@@ -22,6 +22,8 @@ the same network function ``f`` each time, and every result is checked:
   eigenvalue ``>= -rtol * (largest |eigenvalue|)``;
 - ``fresh parameters``: no network's result equals an earlier network's kernel (an
   implementation that caches parameters or results across calls fails here);
+- ``arguments unchanged``: params, x1 and x2 are as they were passed (the implementation
+  gets copies, so writing into them cannot corrupt the reference, but it is reported);
 - ``vmap``: only for an implementation that sets ``vmappable = True``: under
   ``torch.func.vmap`` over the stacked parameters of all networks it gives the same
   kernels.
@@ -282,7 +284,7 @@ class AgreementKind:
         shape_self = (section.inputs, section.inputs) + ((num_outputs, num_outputs) if num_outputs > 1 else ())
         label = f"NTK implementation {implementation.name!r}"
 
-        failures: dict[str, list[str]] = {k: [] for k in ("shape", "dtype", "finite", "agreement", "symmetric", "psd", "fresh")}
+        failures: dict[str, list[str]] = {k: [] for k in ("shape", "dtype", "finite", "agreement", "symmetric", "psd", "fresh", "inputs")}
         errors: list[float] = []
         asymmetry: list[float] = []
         smallest_ratio: list[float] = []
@@ -292,11 +294,13 @@ class AgreementKind:
 
         for m in range(section.networks):
             params64 = unstack(stacked64, m)
-            params = {name: value.to(dtype) for name, value in params64.items()}
+            # copies: an implementation that writes into its arguments must not corrupt the reference
+            params = {name: value.to(dtype, copy=True) for name, value in params64.items()}
+            given_x1, given_x2 = x1.clone(), x2.clone()
             start = time.perf_counter()
             try:
-                cross = implementation(f, params, x1, x2)
-                own = implementation(f, params, x1, x1)
+                cross = implementation(f, params, given_x1, given_x2)
+                own = implementation(f, params, given_x1, given_x1)
             except Exception as exc:  # the user's code: report, never crash the session
                 checks.append(Check(
                     "runs", False, expected="a tensor",
@@ -311,6 +315,11 @@ class AgreementKind:
                 checks.append(Check("runs", False, expected="a tensor",
                                     detail=f"{label} returned {type(r).__name__} for {what}, expected a torch.Tensor"))
                 return outcome
+
+            changed = [name for name, value in params.items() if not torch.equal(value, params64[name].to(dtype))]
+            changed += [name for name, value, x in (("x1", given_x1, x1), ("x2", given_x2, x2)) if not torch.equal(value, x)]
+            if changed:
+                failures["inputs"].append(f"network {m}: modified its arguments in place: {', '.join(changed)}")
 
             start = time.perf_counter()
             ref_cross = jacobian_ntk(f, params64, x1_64, x2_64)
@@ -385,6 +394,7 @@ class AgreementKind:
         add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
             measured=min(smallest_ratio) if smallest_ratio else None, reference=-rtol)
         add("fresh parameters", "fresh", "each network's kernel computed from its own parameters")
+        add("arguments unchanged", "inputs", "params, x1 and x2 as they were passed")
 
         if implementation.vmappable:
             checks.append(self._check_vmap(implementation, label, f, stacked64, dtype, x1, x2, earlier_refs, rtol))

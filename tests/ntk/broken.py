@@ -188,3 +188,13 @@ BROKEN: dict[str, str] = {
     "not_psd": "smallest eigenvalue",
     "claims_vmappable": "fails under torch.func.vmap",
 }
+
+
+def mutates_parameters(f, params, x1, x2):
+    """Correct result, but doubles the first weight matrix in place afterwards."""
+    result = jacobian_ntk(f, params, x1, x2)
+    params["layers.0.weight"].mul_(2)
+    return result
+
+
+BROKEN["mutates_parameters"] = "modified its arguments in place: layers.0.weight"
