@@ -61,6 +61,24 @@ class NetworkSection:
     def num_hidden_layers(self) -> int:
         return len(self.hidden_widths)
 
+    def id_parts(self, phase: str) -> list[str]:
+        """The readable parts of a case id, e.g. ``["eoc", "w16", "L8", "s2"]``, plus what
+        differs from the defaults (activation, input dimension, bias, parametrization)."""
+        hidden = self.hidden_widths
+        width = f"w{hidden[0]}" if len(set(hidden)) == 1 else f"w{min(hidden)}-{max(hidden)}"
+        parts = [phase, width, f"L{len(hidden)}", f"s{self.sigma_w2:g}"]
+        if self.activation != "relu":
+            parts.insert(0, self.activation)
+        if self.input_dim is not None and self.input_dim != hidden[0]:
+            parts.append(f"d{self.input_dim}")
+        if self.sigma_b2:
+            parts.append(f"b{self.sigma_b2:g}")
+        if not self.trainable_bias:
+            parts.append("nobias")
+        if self.parametrization != "standard":
+            parts.append(self.parametrization)
+        return parts
+
     def architecture(self) -> Architecture:
         hidden = self.hidden_widths
         return Architecture(

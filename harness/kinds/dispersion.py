@@ -121,20 +121,7 @@ class DispersionKind:
 
     def case_id(self, case) -> str:
         network: NetworkSection = case.sections["network"]
-        hidden = network.hidden_widths
-        width = f"w{hidden[0]}" if len(set(hidden)) == 1 else f"w{min(hidden)}-{max(hidden)}"
-        parts = [self.phase(network), width, f"L{len(hidden)}", f"s{network.sigma_w2:g}"]
-        if network.input_dim is not None and network.input_dim != hidden[0]:
-            parts.append(f"d{network.input_dim}")
-        if network.activation != "relu":
-            parts.insert(0, network.activation)
-        if network.sigma_b2:
-            parts.append(f"b{network.sigma_b2:g}")
-        if not network.trainable_bias:
-            parts.append("nobias")
-        if network.parametrization != "standard":
-            parts.append(network.parametrization)
-        return "-".join(parts)
+        return "-".join(network.id_parts(self.phase(network)))
 
     # ------------------------------------------------------------- running
     def run(self, case, options: RunOptions) -> Outcome:

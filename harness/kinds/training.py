@@ -255,16 +255,10 @@ class TrainingKind:
     def case_id(self, case) -> str:
         network: NetworkSection = case.sections["network"]
         training: TrainingSection = case.sections["training"]
-        hidden = network.hidden_widths
-        width = f"w{hidden[0]}" if len(set(hidden)) == 1 else f"w{min(hidden)}-{max(hidden)}"
-        parts = [self.phase(network), width, f"L{len(hidden)}", f"s{network.sigma_w2:g}",
-                 f"{training.optimizer}{training.learning_rate:g}", f"T{training.steps}"]
+        parts = network.id_parts(self.phase(network))
+        parts += [f"{training.optimizer}{training.learning_rate:g}", f"T{training.steps}"]
         if training.dataset != "digits":
             parts.append(training.dataset)
-        if network.activation != "relu":
-            parts.insert(0, network.activation)
-        if network.sigma_b2:
-            parts.append(f"b{network.sigma_b2:g}")
         return "-".join(parts)
 
     # ------------------------------------------------------------ running
