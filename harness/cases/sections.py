@@ -61,15 +61,16 @@ class NetworkSection:
     def num_hidden_layers(self) -> int:
         return len(self.hidden_widths)
 
-    def id_parts(self, phase: str) -> list[str]:
+    def id_parts(self, phase: str, *, with_input_dim: bool = True) -> list[str]:
         """The readable parts of a case id, e.g. ``["eoc", "w16", "L8", "s2"]``, plus what
-        differs from the defaults (activation, input dimension, bias, parametrization)."""
+        differs from the defaults (activation, input dimension unless the data fixes it,
+        bias, parametrization)."""
         hidden = self.hidden_widths
         width = f"w{hidden[0]}" if len(set(hidden)) == 1 else f"w{min(hidden)}-{max(hidden)}"
         parts = [phase, width, f"L{len(hidden)}", f"s{self.sigma_w2:g}"]
         if self.activation != "relu":
             parts.insert(0, self.activation)
-        if self.input_dim is not None and self.input_dim != hidden[0]:
+        if with_input_dim and self.input_dim is not None and self.input_dim != hidden[0]:
             parts.append(f"d{self.input_dim}")
         if self.sigma_b2:
             parts.append(f"b{self.sigma_b2:g}")

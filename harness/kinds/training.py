@@ -255,7 +255,7 @@ class TrainingKind:
     def case_id(self, case) -> str:
         network: NetworkSection = case.sections["network"]
         training: TrainingSection = case.sections["training"]
-        parts = network.id_parts(self.phase(network))
+        parts = network.id_parts(self.phase(network), with_input_dim=False)  # the dataset fixes it
         parts += [f"{training.optimizer}{training.learning_rate:g}", f"T{training.steps}"]
         if training.dataset != "digits":
             parts.append(training.dataset)
