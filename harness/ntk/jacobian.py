@@ -27,21 +27,22 @@ def _per_sample_jacobians(f: Callable, params: Mapping[str, torch.Tensor], x: to
 
 def jacobian_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     """Empirical NTK by explicit Jacobian contraction; [N1, N2] for O = 1, else [N1, N2, O, O]."""
-    j1 = _flat(_per_sample_jacobians(f, params, x1))
-    j2 = j1 if x2 is x1 else _flat(_per_sample_jacobians(f, params, x2))
-    n1, outputs, _ = j1.shape
-    n2 = j2.shape[0]
-    # one matrix product over all parameters at once: many small per-parameter
-    # contractions are several times slower, under vmap especially
-    theta = (j1.reshape(n1 * outputs, -1) @ j2.reshape(n2 * outputs, -1).T).reshape(n1, outputs, n2, outputs)
+    j1 = _per_sample_jacobians(f, params, x1)
+    j2 = j1 if x2 is x1 else _per_sample_jacobians(f, params, x2)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    theta = None
+    for name, jacobian in j1.items():
+        # one matrix product per parameter tensor, summed: no concatenated copy of the
+        # Jacobians (a 4-index einsum here is several times slower, under vmap especially)
+        a = jacobian.reshape(n1 * jacobian.shape[1], -1)  # [N1 * O, P_name]
+        b = a if j2 is j1 else j2[name].reshape(n2 * jacobian.shape[1], -1)
+        term = a @ b.T
+        theta = term if theta is None else theta + term
+    outputs = next(iter(j1.values())).shape[1]
+    theta = theta.reshape(n1, outputs, n2, outputs)
     if outputs == 1:
         return theta[:, 0, :, 0]
     return theta.permute(0, 2, 1, 3)
-
-
-def _flat(jacobians: dict) -> torch.Tensor:
-    """[N, O, P]: the per-parameter Jacobians concatenated along the parameter axis."""
-    return torch.cat([j.flatten(2) for j in jacobians.values()], dim=2)
 
 
 jacobian_ntk.vmappable = True
