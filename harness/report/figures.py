@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -169,14 +170,24 @@ def dispersion_vs_correlation(records: list[dict], path: Path) -> str | None:
 
 
 def _training_series(records):
+    """Per phase: (record, experiment, series) of each case's own network (not its trend/scaling runs),
+    without repeats (two cases training the same network with the same seeds show one line)."""
     by_phase = defaultdict(list)
-    for r in records:
+    seen = set()
+    for r in sorted(records, key=lambda r: r.get("case", "")):
         if r.get("kind") != "training":
             continue
         for experiment in ((r.get("extra") or {}).get("experiments") or []):
             values = (experiment.get("series") or {}).get("relative_change")
-            if values and experiment.get("checkpoints"):
-                by_phase[r.get("phase", "-")].append((r, experiment, values))
+            if not values or not experiment.get("checkpoints"):
+                continue
+            if (experiment.get("depth"), experiment.get("width")) != (r.get("depth"), r.get("width")):
+                continue
+            key = json.dumps([experiment["checkpoints"], values])
+            if key in seen:
+                continue
+            seen.add(key)
+            by_phase[r.get("phase", "-")].append((r, experiment, values))
     return by_phase
 
 
@@ -191,44 +202,52 @@ def training_relative_change(records: list[dict], path: Path) -> str | None:
             steps = np.array(experiment["checkpoints"], dtype=float)
             table = np.array([[as_float(v) for v in row] for row in values])   # [checkpoint, seed]
             color = f"C{index % 10}"
-            label = f"{r['case'].split('[')[0]} L={experiment.get('depth')} n={experiment.get('width')}"
+            label = r["case"].split("[")[0] + f" (L={experiment.get('depth')}, n={experiment.get('width')})"
             ax.plot(steps, table.mean(axis=1), "o-", ms=3, color=color, label=label)
-            ax.fill_between(steps, table.min(axis=1), table.max(axis=1), color=color, alpha=0.15)
-        ax.set_title(phase, fontsize=9)
+            ax.fill_between(steps, table.min(axis=1), table.max(axis=1), color=color, alpha=0.12)
+        ax.set_title(f"{phase} (σ_w² = {by_phase[phase][0][0].get('sigma_w2')})", fontsize=9)
         ax.set_xlabel("training step")
         ax.set_ylabel("|Θ_t − Θ_0|_F / |Θ_0|_F")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left")
     _save(fig, path)
-    return "Relative change of the probe NTK during training per phase (mean over seeds; band: min to max)"
+    return ("Relative change of the probe NTK during training, per phase: each case's own network "
+            "(mean over seeds; band: min to max over seeds)")
 
 
 def ntk_matrices(records: list[dict], path: Path) -> str | None:
-    chosen = []
-    for r in sorted(records, key=lambda r: (PHASES.index(r["phase"]) if r.get("phase") in PHASES else 9, r["case"])):
+    """One row per phase: the probe NTK of network 0 before and after training, of one case name
+    (the one present in the most phases), inputs sorted by class."""
+    candidates = defaultdict(dict)   # case name -> phase -> (record, probe)
+    for r in sorted(records, key=lambda r: r.get("case", "")):
         probe = (r.get("extra") or {}).get("probe_ntk")
         if r.get("kind") == "training" and probe and probe.get("initial") and probe.get("final"):
-            chosen.append((r, probe))
-    if not chosen:
+            candidates[r["case"].split("[")[0]].setdefault(r.get("phase", "-"), (r, probe))
+    if not candidates:
         return None
-    chosen = chosen[:6]
+    name = max(candidates, key=lambda n: (len(candidates[n]), -sorted(candidates).index(n)))
+    rows = [candidates[name][p] for p in PHASES if p in candidates[name]] + [
+        v for p, v in candidates[name].items() if p not in PHASES]
     plt = _pyplot()
-    fig, axes = plt.subplots(len(chosen), 2, figsize=(6.4, 3.1 * len(chosen)), squeeze=False)
-    for (r, probe), row in zip(chosen, axes):
+    fig, axes = plt.subplots(len(rows), 2, figsize=(6.6, 3.0 * len(rows)), squeeze=False)
+    for (r, probe), row in zip(rows, axes):
         labels = np.asarray(probe.get("labels") or range(len(probe["initial"])))
         order = np.argsort(labels, kind="stable")
+        boundaries = np.flatnonzero(np.diff(labels[order])) + 0.5
         for ax, key in zip(row, ("initial", "final")):
             matrix = np.array(probe[key], dtype=float)[np.ix_(order, order)]
             image = ax.imshow(matrix, cmap="viridis")
             fig.colorbar(image, ax=ax, fraction=0.046)
-            boundaries = np.flatnonzero(np.diff(labels[order])) + 0.5
             for b in boundaries:
-                ax.axhline(b, color="w", lw=0.4)
-                ax.axvline(b, color="w", lw=0.4)
-            ax.set_title(f"{r['case']}\n{'before' if key == 'initial' else 'after'} training", fontsize=7)
+                ax.axhline(b, color="w", lw=0.3)
+                ax.axvline(b, color="w", lw=0.3)
+            when = "at initialization" if key == "initial" else f"after {r.get('parameters', {}).get('steps', '')} steps"
+            ax.set_title(f"{r.get('phase')} σ_w² = {r.get('sigma_w2')}, L = {r.get('depth')}, n = {r.get('width')}\n"
+                         f"{when}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     _save(fig, path)
-    return "Probe NTK before and after training, inputs grouped by class (white lines: class boundaries)"
+    return (f"Probe NTK (output trace) of network 0 of case `{name}` at initialization and after training, "
+            "inputs grouped by class (white lines: class boundaries)")
 
 
 def _benchmark_label(bench: dict) -> str:
