@@ -21,7 +21,6 @@ On Ctrl-C pytest still finishes the session: the cases that finished are written
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from pathlib import Path
 
