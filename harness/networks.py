@@ -21,6 +21,7 @@ Biases are in the dict only when they are trainable; frozen biases must be zero
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -169,6 +170,15 @@ def network_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _init_scale(architecture: Architecture, name: str, shape: tuple[int, ...]) -> float:
+    """sqrt(sigma_w2 / fan_in) for weights, sqrt(sigma_b2) for biases (standard); 1 (NTK)."""
+    if architecture.parametrization == "ntk":
+        return 1.0
+    if name.endswith("weight"):
+        return math.sqrt(architecture.sigma_w2 / shape[1])
+    return math.sqrt(architecture.sigma_b2)
+
+
 def init_parameters(
     architecture: Architecture,
     seed: int,
@@ -195,19 +205,26 @@ def init_parameters(
     shapes = architecture.parameter_shapes()
     count = len(indices)
     draws = {name: torch.empty((count, *shape), dtype=draw_dtype, device=device) for name, shape in shapes.items()}
-    generator = torch.Generator(device=device)
-    for row, index in enumerate(indices):
-        generator.manual_seed(network_seed(seed, index))
-        for name, shape in shapes.items():
-            torch.randn(shape, generator=generator, dtype=draw_dtype, device=device, out=draws[name][row])
+
+    def fill(rows: range) -> None:
+        generator = torch.Generator(device=device)
+        for row in rows:
+            generator.manual_seed(network_seed(seed, indices[row]))
+            for name, shape in shapes.items():
+                torch.randn(shape, generator=generator, dtype=draw_dtype, device=device, out=draws[name][row])
+
+    # A generator draws on one thread; networks are independent (each has its own seed),
+    # so on CPU their rows are split between threads, one per intra-op thread.
+    threads = min(torch.get_num_threads(), count) if device.type == "cpu" else 1
+    if threads > 1:
+        bounds = [count * t // threads for t in range(threads + 1)]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(fill, [range(bounds[t], bounds[t + 1]) for t in range(threads)]))
+    else:
+        fill(range(count))
     params: dict[str, torch.Tensor] = {}
     for name, shape in shapes.items():
-        if architecture.parametrization == "ntk":
-            scale = 1.0
-        elif name.endswith("weight"):
-            scale = math.sqrt(architecture.sigma_w2 / shape[1])
-        else:
-            scale = math.sqrt(architecture.sigma_b2)
+        scale = _init_scale(architecture, name, shape)
         # cast, then scale in place: a mixed-dtype multiply is several times slower on CPU
         value = draws.pop(name).to(dtype)
         params[name] = value.mul_(scale) if scale != 1.0 else value

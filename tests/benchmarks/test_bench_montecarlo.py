@@ -9,8 +9,12 @@ Three benchmarks in one group, so pytest-benchmark prints their ratios side by s
   default generator, then ``vmap(jacrev(functional_call))`` per sample and contract the
   Jacobians parameter by parameter (the tutorial's method, one network at a time);
 - ``weight-draws``: only drawing the standard normals of every network with the runner's
-  generator (torch CPU Mersenne Twister, float32 draws, seeded per network): the floor
-  of any Monte Carlo over real networks.
+  generator (torch CPU Mersenne Twister, float32 draws, seeded per network), one network
+  after another on one thread: the floor of any Monte Carlo over real networks, as the
+  issue states it;
+- ``weight-draws-parallel``: the same draws split over the intra-op threads, as the runner
+  does them (each network has its own generator, so networks draw independently): the
+  floor on this machine's cores.
 
 ``extra_info`` records the time per network, the FLOP estimate (8 P flops per input and
 network: forward 2P, reverse 4P, contraction 2P), the achieved GFLOP/s and the peak
@@ -34,7 +38,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from harness.montecarlo import sample_ntk
-from harness.networks import Architecture, network_seed
+from harness.networks import Architecture, init_parameters, network_seed
 from harness.ntk import get_implementation
 
 GRID = os.environ.get("NTK_BENCH_GRID", "small")
@@ -85,6 +89,10 @@ def weight_draws(samples: int, device) -> None:
     for index in range(samples):
         generator.manual_seed(network_seed(0, index))
         torch.randn(total, generator=generator, out=out)
+
+
+def weight_draws_parallel(samples: int, device) -> None:
+    init_parameters(_architecture(), 0, range(samples), dtype=torch.float32, device=device)
 
 
 def _record(benchmark, name: str, device: str) -> None:
@@ -138,4 +146,12 @@ def test_weight_draws(benchmark, device):
     benchmark.group = f"montecarlo-w{WIDTH}-L{DEPTH}-S{SAMPLES}-{device}"
     _record(benchmark, "weight-draws", device)
     benchmark.pedantic(weight_draws, args=(SAMPLES, device), rounds=3, warmup_rounds=1)
+    _finish(benchmark)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_weight_draws_parallel(benchmark, device):
+    benchmark.group = f"montecarlo-w{WIDTH}-L{DEPTH}-S{SAMPLES}-{device}"
+    _record(benchmark, "weight-draws-parallel", device)
+    benchmark.pedantic(weight_draws_parallel, args=(SAMPLES, device), rounds=3, warmup_rounds=1)
     _finish(benchmark)
