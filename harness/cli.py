@@ -3,6 +3,7 @@
     ntk-harness theory  --width N --depth L --sigma-w2 S [...]   reference predictions only
     ntk-harness measure --width N --depth L --sigma-w2 S --samples S [...]   one case, inline
     ntk-harness run PATH [PATH ...]                               case files outside pytest
+    ntk-harness report RESULTS.json [...] --out DIR               merge results, write a report
 
 Exit status: 0 all checks passed, 1 a check failed, 2 bad input (message, no traceback).
 """
@@ -33,12 +34,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args) -> RunOptions:
+    from harness.report.progress import terminal_progress
+
     return RunOptions(
         device=args.device,
         dtype=args.dtype,
         implementation=args.ntk_impl,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         memory_budget_bytes=args.memory_budget * 2**20,
+        progress=None if args.json else terminal_progress("Monte Carlo"),
     )
 
 
@@ -46,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ntk-harness", description="Validate and benchmark neural tangent kernels against finite-width theory.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from harness import cli_theory
+    from harness import cli_report, cli_theory
 
     cli_theory.add_parser(sub)
+    cli_report.add_parser(sub)
 
     measure = sub.add_parser("measure", help="measure one configuration and check it against the exact law")
     measure.add_argument("--width", type=int, required=True, help="hidden width n")
@@ -157,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             from harness import cli_theory
 
             return cli_theory.main(args)
+        if args.command == "report":
+            from harness import cli_report
+
+            return cli_report.main(args)
         if args.command == "measure":
             return _measure(args)
         if args.command == "run":

@@ -99,8 +99,12 @@ class CaseItem(pytest.Item):
     def runtest(self):
         from harness.kinds import KINDS
 
+        from harness.report.progress import for_item
+
         kind = KINDS[self.case.kind]
-        outcome = kind.run(self.case, run_options(self.config))
+        options = run_options(self.config)
+        options.progress = for_item(self, "Monte Carlo")  # None unless a terminal shows it
+        outcome = kind.run(self.case, options)
         record = outcome_record(self.name, self.case.kind, outcome)
         record["source"] = str(self.path)
         self.user_properties.append(("ntk_harness_record", record))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -30,7 +30,7 @@ class RunOptions:
     dtype: str | None = None
     implementation: str | None = None
     cache_dir: Path | None = None
-    progress: bool = False
+    progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
     memory_budget_bytes: int = 512 * 2**20
 
 

@@ -141,6 +141,7 @@ class DispersionKind:
             "phase": phase,
             "depth_to_width": depth_to_width,
             "input_dim": architecture.input_dim,
+            "input_norm_sq": inputs_section.norm**2,
             "width": network.hidden_widths[0] if len(set(network.hidden_widths)) == 1 else list(network.hidden_widths),
             "depth": network.num_hidden_layers,
             "sigma_w2": network.sigma_w2,
@@ -168,7 +169,7 @@ class DispersionKind:
                 draw_dtype=resolve_dtype(sampling.draw_dtype),
                 device=device,
                 memory_budget_bytes=options.memory_budget_bytes,
-                progress=options.progress if callable(options.progress) else None,
+                progress=options.progress,
             )
         except (ImplementationError, MemoryBudgetError) as exc:
             outcome.checks.append(Check("NTK computed", False, detail=str(exc)))
