@@ -3,7 +3,8 @@
 A case fixes one architecture (``[case.network]``) and draws ``networks`` independently
 initialized networks of it (``[case.agreement]``), all evaluated at the same inputs
 x1 [N1, n_0] and x2 [N2, n_0]. The selected implementation (``--ntk-impl``, else the
-case's ``implementation``, else ``jacobian``) is called on the networks in sequence, with
+case's ``implementation``; with neither, every built-in in turn, its checks prefixed with
+its name) is called on the networks in sequence, with
 the same network function ``f`` each time, and every result is checked:
 
 - ``loads``: the implementation resolves to a callable ``fn(f, params, x1, x2)``;
@@ -45,7 +46,7 @@ from harness.cases.sections import DTYPE_NAMES, NetworkSection
 from harness.kinds.base import Check, Outcome, RunOptions, resolve_device, resolve_dtype
 from harness.networks import MLP, init_parameters, unstack
 from harness.ntk.jacobian import jacobian_ntk
-from harness.ntk.registry import ImplementationError, get_implementation
+from harness.ntk.registry import BUILTINS, ImplementationError, get_implementation
 
 DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-4}
 MAX_DIAGNOSED = 3  # failures per case whose cause is looked for (the message shows three)
@@ -238,9 +239,27 @@ class AgreementKind:
 
     # ------------------------------------------------------------------ running
     def run(self, case, options: RunOptions) -> Outcome:
+        """Check the selected implementation (``--ntk-impl``, else the case's); with none
+        selected, check every built-in, so that the default suite tests them all."""
+        selected = options.implementation or case.implementation
+        if selected is not None:
+            return self._run_one(case, options, selected)
+        outcomes = {name: self._run_one(case, options, name) for name in BUILTINS}
+        merged = Outcome(parameters={}, checks=[])
+        for name, outcome in outcomes.items():
+            merged.parameters = {**outcome.parameters, "implementation": list(outcomes)}
+            for check in outcome.checks:
+                check.name = f"[{name}] {check.name}"
+                merged.checks.append(check)
+            merged.measured[name] = outcome.measured
+            merged.reference[name] = outcome.reference
+            for key, seconds in outcome.timing.items():
+                merged.timing[key] = merged.timing.get(key, 0.0) + seconds
+        return merged
+
+    def _run_one(self, case, options: RunOptions, spec: str) -> Outcome:
         network: NetworkSection = case.sections["network"]
         section: AgreementSection = case.sections["agreement"]
-        spec = options.implementation or case.implementation or "jacobian"
         dtype_name = options.dtype or section.dtype
         dtype = resolve_dtype(dtype_name)
         device = resolve_device(options.device if options.device is not None else section.device)
