@@ -32,7 +32,8 @@ ACTIVATIONS = ("relu", "tanh", "erf", "linear")
 PARAMETRIZATIONS = ("standard", "ntk")
 
 
-def _activation(name: str):
+def activation_function(name: str):
+    """The elementwise activation phi for ``name`` (one of :data:`ACTIVATIONS`)."""
     if name == "relu":
         return torch.relu
     if name == "tanh":
@@ -122,7 +123,7 @@ class MLP:
 
     def __init__(self, architecture: Architecture):
         self.architecture = architecture
-        self._phi = _activation(architecture.activation)
+        self._phi = activation_function(architecture.activation)
         sizes = architecture.layer_sizes
         if architecture.parametrization == "ntk":
             self._weight_scale = [math.sqrt(architecture.sigma_w2 / sizes[i]) for i in range(len(sizes) - 1)]

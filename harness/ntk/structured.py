@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 import torch
 from torch.func import jvp
 
-from harness.networks import MLP, _activation
+from harness.networks import MLP, activation_function
 from harness.ntk.registry import ImplementationError
 
 
@@ -62,7 +62,7 @@ def _activation_derivative(name: str):
     derivative = ACTIVATION_DERIVATIVES.get(name)
     if derivative is not None:
         return derivative
-    phi = _activation(name)
+    phi = activation_function(name)
     return lambda h: jvp(phi, (h,), (torch.ones_like(h),))[1]  # elementwise phi: its Jacobian is diagonal
 
 
@@ -72,7 +72,7 @@ def _inputs_and_deltas(mlp: MLP, params: Mapping[str, torch.Tensor], x: torch.Te
     Forward: ``x^l = phi(h^l)``, keeping ``phi'(h^l)``. Backward, for all O outputs at once:
     ``delta^{L+1}_i = e_i`` and ``delta^l = phi'(h^l) * (s_{l+1} delta^{l+1} W^{l+1})``.
     """
-    phi = _activation(mlp.architecture.activation)
+    phi = activation_function(mlp.architecture.activation)
     derivative = _activation_derivative(mlp.architecture.activation)
     num_layers = mlp.num_layers
     inputs, slopes = [x], []

@@ -101,12 +101,12 @@ def test_structured_rejects_a_network_that_is_not_an_mlp():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "erf", "linear"])
 def test_structured_activation_derivatives_match_autograd(activation):
-    from harness.networks import _activation
+    from harness.networks import activation_function
     from harness.ntk.structured import ACTIVATION_DERIVATIVES
 
     h = torch.cat([torch.linspace(-3, 3, 61, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
     leaf = h.clone().requires_grad_(True)
-    (autograd,) = torch.autograd.grad(_activation(activation)(leaf).sum(), [leaf])
+    (autograd,) = torch.autograd.grad(activation_function(activation)(leaf).sum(), [leaf])
     assert torch.allclose(ACTIVATION_DERIVATIVES[activation](h), autograd, rtol=1e-14, atol=1e-15)
 
 
