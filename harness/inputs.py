@@ -7,7 +7,6 @@ in float64 numpy from their own seed, so they are the same on every device and d
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from harness.cases.sections import InputsSection
 
@@ -15,9 +14,10 @@ from harness.cases.sections import InputsSection
 def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(X [N, input_dim] float64, cosines [N]) for the case's inputs section.
 
-    correlated: N = 1 + len(inner_products); X_0 = norm * u and
+    correlated: X_0 = norm * u and, for each c_j != 1 in ``inner_products``,
     X_j = norm * (c_j u + sqrt(1 - c_j^2) v_j), with u, v_1, v_2, ... orthonormal columns
-    of a seeded random orthogonal matrix, so <X_0, X_j> = c_j norm^2 exactly.
+    of a seeded random orthogonal matrix, so <X_0, X_j> = c_j norm^2 exactly (c = 1 is x_0
+    itself, so it adds no row; c = -1 adds -x_0).
     random: N = count rows drawn uniformly on the sphere of radius ``norm``.
     """
     rng = np.random.default_rng(section.seed)
@@ -35,8 +35,10 @@ def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.
         rows = [u]
         next_direction = 1
         for c in cosines:
-            if abs(c) == 1.0:
-                rows.append(c * u)
+            if c == 1.0:
+                continue  # x_0 itself: row 0
+            if c == -1.0:
+                rows.append(-u)
             else:
                 rows.append(c * u + np.sqrt(1.0 - c * c) * q[:, next_direction])
                 next_direction += 1
@@ -47,7 +49,3 @@ def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.
     norms = np.linalg.norm(x, axis=1)
     cosine = x @ x[0] / (norms * norms[0])
     return x, cosine
-
-
-def as_tensor(x: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=dtype, device=device)

@@ -9,8 +9,9 @@ called once per network. The chunk size follows a memory budget (default 512 MiB
 
     bytes per network ~ P * (itemsize * (2 + 2 N) + draw_itemsize)
 
-where P is the parameter count and 2 N covers the per-sample Jacobians the reference
-implementation materializes and their concatenation. The implementation is called with
+where P is the parameter count and 2 N a conservative allowance for the per-sample
+Jacobians the reference implementation materializes and the temporaries of their
+contraction (measured peaks stay below it). The implementation is called with
 ``x1 = x2 = X`` (the full [N, N] kernel, so that per-input derivatives are computed
 once) and row 0 is kept. A case whose single network does not fit the
 budget fails with the estimate and the limit instead of exhausting memory.
@@ -109,6 +110,8 @@ def sample_ntk(
     inputs: [N, n_0] with x_0 in row 0. Exceptions raised inside the implementation are
     re-raised as :class:`ImplementationError` naming it.
     """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1; got {samples}")
     device = torch.device(device)
     start = time.perf_counter()
     f = MLP(architecture)
@@ -137,6 +140,12 @@ def sample_ntk(
                 )
         except ImplementationError:
             raise
+        except (MemoryError, torch.OutOfMemoryError) as exc:
+            # the machine's limit, not the implementation's fault
+            raise MemoryBudgetError(
+                f"out of memory computing the NTK of {len(indices)} networks at once ({exc}); "
+                f"lower the memory budget (now {memory_budget_bytes / 2**20:.0f} MiB) so that chunks are smaller"
+            ) from exc
         except Exception as exc:
             raise ImplementationError(
                 f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}"

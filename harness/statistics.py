@@ -35,11 +35,9 @@ class Estimate:
     low: float
     high: float
 
-    def as_dict(self) -> dict:
-        return {"value": self.value, "interval": [self.low, self.high]}
 
-
-def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
+def t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Student-t interval of the mean of ``x`` at ``confidence``; (mean, mean) for one value."""
     mean = float(x.mean())
     if x.size < 2:
         return mean, mean
@@ -87,12 +85,12 @@ def summarize(theta: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> 
     out: dict[str, Estimate] = {}
     if theta.size < 2:
         return out
-    low, high = _t_interval(theta, confidence)
+    low, high = t_interval(theta, confidence)
     out["mean"] = Estimate(estimate(theta, "mean"), low, high)
     out["dispersion"] = Estimate(estimate(theta, "dispersion"), *_bootstrap(theta, "dispersion", confidence, rng))
     positive = theta[theta > 0]
     if positive.size >= 2:
-        low, high = _t_interval(np.log(positive), confidence)
+        low, high = t_interval(np.log(positive), confidence)
         out["log_mean"] = Estimate(estimate(theta, "log_mean"), low, high)
         out["log_variance"] = Estimate(
             estimate(theta, "log_variance"), *_bootstrap(theta, "log_variance", confidence, rng)

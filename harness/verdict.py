@@ -49,7 +49,7 @@ def format_outcome(case_id: str, outcome: Outcome) -> str:
     text = [f"case {case_id}: {'passed' if outcome.passed else 'FAILED'}"]
     text.append(tabulate(params, tablefmt="plain"))
     text.append("")
-    text.append(tabulate(rows, headers=["", "check", "measured", "95% interval", "theory", "accepted"], tablefmt="simple"))
+    text.append(tabulate(rows, headers=["", "check", "measured", "interval", "theory", "accepted"], tablefmt="simple"))
     details = [f"- {check.name}: {check.detail}" for check in outcome.checks if check.detail]
     if details:
         text.append("")

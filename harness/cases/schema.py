@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 import tomllib
 import types
@@ -76,9 +77,6 @@ class Case:
     description: str = ""
     sweep: dict[str, Any] = field(default_factory=dict)
     index: int = 0
-
-    def section(self, name: str):
-        return self.sections[name]
 
 
 # ---------------------------------------------------------------- type handling
@@ -151,6 +149,7 @@ def _check_metadata(value, metadata, key: str) -> None:
         raise ValueError(f"{key}: expected at least {metadata['min_length']} entries, got {len(value)}")
 
 
+@functools.lru_cache(maxsize=None)
 def _fields(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(cls)
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls) if f.init}
@@ -241,8 +240,8 @@ def is_case_file(path: Path) -> bool:
     return "case" in data
 
 
-def _case_name(raw: dict, position: int) -> str:
-    name = raw.get("name")
+def _case_name(raw, position: int) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
     return name if isinstance(name, str) and name else f"#{position + 1}"
 
 

@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 import reference
 from harness.cases.sections import InputsSection, NetworkSection, SamplingSection
@@ -34,7 +33,7 @@ from harness.inputs import make_inputs
 from harness.kinds.base import Check, Outcome, RunOptions, resolve_device, resolve_dtype
 from harness.montecarlo import MemoryBudgetError, sample_ntk
 from harness.ntk.registry import ImplementationError, get_implementation
-from harness.statistics import summarize
+from harness.statistics import summarize, t_interval
 
 REFERENCES = ("exact", "asymptotic", "infinite-width")
 STATISTICS = ("mean", "dispersion", "log_mean", "log_variance")
@@ -76,6 +75,10 @@ class ExpectSection:
             raise ValueError(
                 "expect.mean_tolerance: the infinite-width reference needs [case.expect.mean_tolerance] with ordered, eoc, chaotic"
             )
+        for key in ("reference", "statistics"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"expect.{key}: expected each entry once, got {values}")
         if "exact" in self.reference and not (self.statistics or self.goodness_of_fit):
             raise ValueError("expect.statistics: the exact reference needs at least one statistic or goodness_of_fit = true")
 
@@ -102,11 +105,14 @@ class DispersionKind:
             raise ValueError(f"network.output_dim: dispersion cases study scalar outputs; expected 1, got {network.output_dim}")
         exact_ok = network.activation == "relu" and network.sigma_b2 == 0
         if ("exact" in expect.reference or "asymptotic" in expect.reference) and not exact_ok:
+            applies = (
+                "only the infinite-width reference applies"
+                if network.activation == "relu"
+                else "no reference applies (all three need ReLU)"
+            )
             raise ValueError(
                 "expect.reference: the exact and asymptotic references hold for ReLU networks with sigma_b2 = 0 "
-                f"(got activation {network.activation!r}, sigma_b2 {network.sigma_b2}); "
-                "only the infinite-width reference applies"
-                + (" for ReLU" if network.activation == "relu" else "")
+                f"(got activation {network.activation!r}, sigma_b2 {network.sigma_b2}); {applies}"
             )
         if "infinite-width" in expect.reference and network.activation != "relu":
             raise ValueError(
@@ -205,11 +211,11 @@ class DispersionKind:
         measured["nonfinite"] = nonfinite
         columns = []
         for j in range(row.shape[1]):
-            col_summary = summarize(finite_rows[:, j], confidence=confidence, seed=sampling.seed + j + 1)
+            # column 0 is the diagonal itself: its summary is the one above
+            col_summary = summary if j == 0 else summarize(finite_rows[:, j], confidence=confidence, seed=sampling.seed + j)
             column = {"cosine": float(cosines[j])}
             column.update({name: est.value for name, est in col_summary.items()})
             column["intervals"] = {name: [est.low, est.high] for name, est in col_summary.items()}
-            column["mean_interval"] = column["intervals"].get("mean")
             columns.append(column)
         measured["off_diagonal"] = columns
         outcome.measured = measured
@@ -290,7 +296,15 @@ class DispersionKind:
                 )
             )
 
-        if "infinite-width" in expect.reference:
+        if "infinite-width" in expect.reference and finite_rows.shape[0] < 2:
+            outcome.checks.append(
+                Check(
+                    "mean Theta(x0, x) (infinite width)",
+                    False,
+                    detail=f"only {finite_rows.shape[0]} network(s) gave a finite NTK row; a mean needs at least 2",
+                )
+            )
+        elif "infinite-width" in expect.reference:
             tolerance = expect.mean_tolerance.for_phase(phase)
             norm_sq = inputs_section.norm**2
             values = []
@@ -308,11 +322,7 @@ class DispersionKind:
                 values.append(expected_mean)
                 if j == 0:
                     continue
-                data = finite_rows[:, j]
-                half = float(
-                    scipy_stats.t.ppf(1 - alpha_mean / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size)
-                )
-                low, high = column["mean"] - half, column["mean"] + half
+                low, high = t_interval(finite_rows[:, j], 1 - alpha_mean)
                 band_low, band_high = expected_mean * (1 - tolerance), expected_mean * (1 + tolerance)
                 outcome.checks.append(
                     Check(
@@ -320,7 +330,7 @@ class DispersionKind:
                         bool(high >= min(band_low, band_high) and low <= max(band_low, band_high)),
                         measured=column["mean"],
                         measured_interval=(low, high),
-                        expected=f"{_fmt(expected_mean)} +- {tolerance:.0%} ({phase})",
+                        expected=f"{_fmt(expected_mean)} +- {tolerance:.0%} ({phase}); t-interval at {1 - alpha_mean:.4%}",
                         reference=expected_mean,
                     )
                 )

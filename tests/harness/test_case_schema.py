@@ -82,7 +82,21 @@ def test_bad_values_fail_with_file_case_and_key(tmp_path, old, new, key, expecte
 
 def test_exact_reference_refuses_configurations_outside_its_assumptions(tmp_path):
     path = write(tmp_path, GOOD.replace("width = 8", 'width = 8\nactivation = "tanh"'))
-    with pytest.raises(CaseError, match="only the infinite-width reference applies|infinite-width NTK is implemented for ReLU"):
+    with pytest.raises(CaseError, match=r"no reference applies \(all three need ReLU\)"):
+        load_case_file(path)
+    path = write(tmp_path, GOOD.replace("width = 8", "width = 8\nsigma_b2 = 0.1"))
+    with pytest.raises(CaseError, match="sigma_b2 0.1\\); only the infinite-width reference applies"):
+        load_case_file(path)
+
+
+def test_a_case_entry_that_is_not_a_table_is_reported(tmp_path):
+    with pytest.raises(CaseError, match=r"\[\[case\]\] entry 1 must be a table"):
+        load_case_file(write(tmp_path, "case = [1]"))
+
+
+def test_statistics_are_listed_once(tmp_path):
+    path = write(tmp_path, GOOD + '\n[case.expect]\nstatistics = ["mean", "mean"]\n')
+    with pytest.raises(CaseError, match="key 'expect.statistics': expected each entry once"):
         load_case_file(path)
 
 

@@ -40,3 +40,22 @@ def test_a_missing_parameter_group_fails_the_exact_law(eoc_case, broken, tmp_pat
     outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation=f"tests.ntk.broken:{broken}", cache_dir=tmp_path))
     failed = {c.name for c in outcome.failed_checks}
     assert "samples follow the exact law (KS)" in failed or "mean in calibrated interval (exact law)" in failed, failed
+
+
+def test_an_all_nan_kernel_fails_the_finite_check_without_crashing(tmp_path):
+    """Every reference family present, every sample NaN: the outcome says so, no exception."""
+    (case,) = [c for c in load_case_file(ROOT / "cases" / "dispersion" / "infinite_width.toml")
+               if KINDS[c.kind].case_id(c) == "eoc-w32-L2-s2"]
+    outcome = KINDS["dispersion"].run(case, RunOptions(implementation="tests.ntk.broken:returns_nan", cache_dir=tmp_path))
+    failed = {c.name for c in outcome.failed_checks}
+    assert "all NTK samples finite" in failed
+    assert "mean Theta(x0, x) (infinite width)" in failed
+
+
+def test_an_inner_product_of_one_is_x0_itself():
+    from harness.cases.sections import InputsSection
+    from harness.inputs import make_inputs
+
+    x, cosines = make_inputs(InputsSection(inner_products=[1.0, 0.5, -1.0]), 8)
+    assert x.shape == (3, 8)
+    assert cosines == pytest.approx([1.0, 0.5, -1.0])
