@@ -147,13 +147,6 @@ class MLP:
             h = h + (bias * self._bias_scale if self._bias_scale != 1.0 else bias)
         return h
 
-    def layer_inputs(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
-        """The inputs ``[x^0, x^1, ..., x^L]`` of the L + 1 affine layers, each [N, n_l]."""
-        outs = [x]
-        for i in range(self.num_layers - 1):
-            outs.append(self._phi(self.preactivation(params, i, outs[-1])))
-        return outs
-
     def __call__(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = x
         for i in range(self.num_layers - 1):

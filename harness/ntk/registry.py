@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable
 
-from harness.ntk.jacobian import jacobian_ntk
 
 ENTRY_POINT_GROUP = "ntk_harness.implementations"
 
@@ -112,4 +111,4 @@ def get_implementation(spec: str | Callable) -> NTKImplementation:
 
 
 __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ImplementationError", "NTKImplementation", "get_implementation",
-           "implementation_names", "jacobian_ntk"]
+           "implementation_names"]
