@@ -36,7 +36,7 @@ import math
 import sys
 import types
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -239,7 +239,9 @@ class ModelFunction:
     be in eval mode (:class:`ModelError` otherwise).
 
     Attributes:
-        module: the wrapped module (its own tensors are only read, to build the fixed ones).
+        module: the wrapped module; its frozen parameters and buffers are copied when the
+            ModelFunction is built (:meth:`fixed_tensors`), its trainable ones only read by
+            :meth:`initial_parameters`.
         input_shape: the shape of one input, a tuple.
         output_dim: O.
         parameter_names: the parameters that count, in ``named_parameters()`` order; a
@@ -265,11 +267,11 @@ class ModelFunction:
             raise ModelError(f"model {label or '?'}: expected a torch.nn.Module, got {type(module).__name__}")
         self.module = module
         self.label = label or type(module).__name__
-        if module.training:
+        if any(sub.training for sub in module.modules()):
             # in training mode BatchNorm would normalize with batch statistics (the output for one
             # input would depend on the others) and write its running statistics, and dropout is random
-            raise ModelError(f"model {self.label}: the module is in training mode; call .eval() first "
-                             "(make_model does): the NTK is taken of the network at inference")
+            raise ModelError(f"model {self.label}: the module (or a sub-module) is in training mode; call "
+                             ".eval() first (make_model does): the NTK is taken of the network at inference")
         self.input_shape = tuple(int(n) for n in input_shape)
         if not self.input_shape or any(n < 1 for n in self.input_shape):
             raise ModelError(f"model {self.label}: input_shape must be a non-empty list of positive sizes; "
@@ -297,9 +299,10 @@ class ModelFunction:
             raise ModelError(f"model {self.label}: no trainable parameters (every parameter has "
                              "requires_grad = False or is not selected); its NTK would be zero")
 
-        fixed = {name: tensors[key].detach() for key, g in groups.items() for name in g[:1]
+        # a snapshot: later changes to the module (training it, loading weights) do not move f
+        fixed = {name: tensors[key].detach().clone() for key, g in groups.items() for name in g[:1]
                  if name in self.frozen_parameter_names}
-        fixed.update({name: value.detach() for name, value in module.named_buffers()})
+        fixed.update({name: value.detach().clone() for name, value in module.named_buffers()})
         self._fixed = fixed
         self._fixed_cast: dict[tuple, dict[str, torch.Tensor]] = {}
         self._allowed = set(self.parameter_names) | set(fixed)

@@ -39,6 +39,19 @@ GENERIC = ("jacobian", "ntk-vector-products", "autograd-loop")
 RTOL = 1e-10
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run this module's thousands of tiny operations on one thread, then restore the setting.
+
+    On a shared machine a second OpenMP thread only waits for a descheduled core: this module
+    took 42-60 s with torch's default 2 threads under load, 4 s with one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @dataclass(frozen=True)
 class ModelCase:
     spec: str
