@@ -139,3 +139,112 @@ def ntk_pair_batched(widths, sigma_w2, count, seed, x, y, *, sigma_b2=0.0, train
         out.append(theta.numpy())
         done += b
     return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Full NTK matrices on k inputs, O outputs, any activation (for reference.joint)
+# ---------------------------------------------------------------------------------------------
+_ACTIVATIONS = {
+    "relu": (torch.relu, lambda h: (h > 0).to(h.dtype)),
+    "tanh": (torch.tanh, lambda h: 1.0 - torch.tanh(h) ** 2),
+    "erf": (torch.erf, lambda h: (2.0 / math.sqrt(math.pi)) * torch.exp(-h * h)),
+    "linear": (lambda h: h, torch.ones_like),
+}
+
+
+def _standard_normal_network(dims, batch, generator):
+    """Standard normal parameters of ``batch`` networks, in layer order: a list of
+    ``(w [B, n_l, n_{l-1}], beta [B, n_l])`` for l = 1..L+1 (``dims = (n_0, .., n_L, O)``)."""
+    out = []
+    for l in range(1, len(dims)):
+        w = torch.randn(batch, dims[l], dims[l - 1], generator=generator, dtype=torch.float64)
+        beta = torch.randn(batch, dims[l], generator=generator, dtype=torch.float64)
+        out.append((w, beta))
+    return out
+
+
+def _coefficients(dims, sigma_w2, sigma_b2, trainable_bias, parametrization):
+    """Per layer l = 1..L+1: (weight term coefficient, bias term coefficient) of the NTK."""
+    out = []
+    for l in range(1, len(dims)):
+        if parametrization == "ntk":
+            out.append((sigma_w2 / dims[l - 1], sigma_b2 if trainable_bias else 0.0))
+        else:
+            out.append((1.0, 1.0 if trainable_bias else 0.0))
+    return out
+
+
+def ntk_matrix_batched(widths, sigma_w2, inputs, count, seed, *, sigma_b2=0.0, activation="relu",
+                       trainable_bias=True, parametrization="standard", output_dim=1, batch=1000) -> np.ndarray:
+    """``count`` NTK matrices of independently drawn real networks, numpy ``[count, k, k, O, O]``.
+
+    ``inputs``: [k, n_0] (rows).  Effective weights ``sqrt(sigma_w2 / n_{l-1}) w`` and biases
+    ``sqrt(sigma_b2) beta`` with ``w, beta`` standard normal (the same network in both
+    parametrizations).  Explicit backprop: ``delta^l = phi'(h^l) * W^{l+1 T} delta^{l+1}``, one
+    column per (output i, input a); ``Theta = sum_l (delta^T delta) * (c_w <x^{l-1}, y^{l-1}> + c_b)``.
+    """
+    phi, dphi = _ACTIVATIONS[activation]
+    g = torch.Generator().manual_seed(seed)
+    X = torch.as_tensor(np.asarray(inputs, dtype=float), dtype=torch.float64)
+    k = X.shape[0]
+    O = output_dim
+    dims = list(widths) + [O]
+    coefs = _coefficients(dims, sigma_w2, sigma_b2, trainable_bias, parametrization)
+    out, done = [], 0
+    while done < count:
+        b = min(batch, count - done)
+        params = _standard_normal_network(dims, b, g)
+        weights = [math.sqrt(sigma_w2 / dims[l]) * w for l, (w, _) in enumerate(params)]
+        biases = [math.sqrt(sigma_b2) * beta for _, beta in params]
+        acts = [X.T.expand(b, -1, -1)]                         # x^{l-1}: [B, n_{l-1}, k]
+        derivs = []
+        for l, (W, c) in enumerate(zip(weights, biases)):
+            h = torch.bmm(W, acts[-1]) + c.unsqueeze(-1)
+            if l < len(weights) - 1:
+                derivs.append(dphi(h))
+                acts.append(phi(h))
+        delta = torch.eye(O, dtype=torch.float64).repeat_interleave(k, dim=1).expand(b, -1, -1)  # [B, O, O k]
+        theta = torch.zeros(b, O * k, O * k, dtype=torch.float64)
+        for l in range(len(weights) - 1, -1, -1):              # paper's layer l + 1
+            gram_in = torch.bmm(acts[l].transpose(1, 2), acts[l]).repeat(1, O, O)
+            cw, cb = coefs[l]
+            theta += torch.bmm(delta.transpose(1, 2), delta) * (cw * gram_in + cb)
+            if l > 0:
+                delta = torch.bmm(weights[l].transpose(1, 2), delta) * derivs[l - 1].repeat(1, 1, O)
+        out.append(theta.reshape(b, O, k, O, k).permute(0, 2, 4, 1, 3).numpy())
+        done += b
+    return np.concatenate(out)
+
+
+def ntk_matrix_autograd(widths, sigma_w2, inputs, seed, *, sigma_b2=0.0, activation="relu",
+                        trainable_bias=True, parametrization="standard", output_dim=1) -> np.ndarray:
+    """The NTK matrix [k, k, O, O] of ONE network (the first one :func:`ntk_matrix_batched` draws
+    with the same seed) by ``torch.autograd.grad`` over every trainable parameter, in the
+    parametrization's own parameters (NTK: the standard normal ``w, beta``)."""
+    phi, _ = _ACTIVATIONS[activation]
+    g = torch.Generator().manual_seed(seed)
+    X = torch.as_tensor(np.asarray(inputs, dtype=float), dtype=torch.float64)
+    dims = list(widths) + [output_dim]
+    params = _standard_normal_network(dims, 1, g)
+    leaves = []
+    for l, (w, beta) in enumerate(params):
+        ws, bs = math.sqrt(sigma_w2 / dims[l]), math.sqrt(sigma_b2)
+        if parametrization == "ntk":
+            leaves.append((w[0].clone().requires_grad_(True), ws, beta[0].clone().requires_grad_(trainable_bias), bs))
+        else:
+            leaves.append(((ws * w[0]).requires_grad_(True), 1.0, (bs * beta[0]).requires_grad_(trainable_bias), 1.0))
+
+    def f(x):
+        h = x
+        for l, (w, ws, beta, bs) in enumerate(leaves):
+            h = ws * (w @ h) + bs * beta
+            if l < len(leaves) - 1:
+                h = phi(h)
+        return h
+
+    trainable = [p for w, _, beta, _ in leaves for p in ((w, beta) if trainable_bias else (w,))]
+    k = X.shape[0]
+    grads = torch.stack([torch.cat([gr.reshape(-1) for gr in torch.autograd.grad(f(X[a])[i], trainable)])
+                         for a in range(k) for i in range(output_dim)])      # rows (a, i)
+    theta = (grads @ grads.T).reshape(k, output_dim, k, output_dim).permute(0, 2, 1, 3)
+    return theta.detach().numpy()
