@@ -1,54 +1,43 @@
 """``ntk-harness``: the command line.
 
-    ntk-harness theory  --width N --depth L --sigma-w2 S [...]   reference predictions only
-    ntk-harness measure --width N --depth L --sigma-w2 S --samples S [...]   one case, inline
-    ntk-harness run PATH [PATH ...]                               case files outside pytest
-    ntk-harness report RESULTS.json [...] --out DIR               merge results, write a report
+    ntk-harness theory  --width N --depth L --sigma-w2 S [...]        reference predictions only
+    ntk-harness measure --width N --depth L --sigma-w2 S --networks S [...]   one dispersion case, inline
+    ntk-harness run PATH [PATH ...] [-m EXPR] [--json]             case files outside pytest
+    ntk-harness report RESULTS.json [...] --out DIR                 merge results, write a report
 
-Exit status: 0 all checks passed, 1 a check failed, 2 bad input (message, no traceback).
+``measure`` and ``run`` take the run options of :mod:`harness.options` (``--ntk-device``,
+``--ntk-dtype``, ``--ntk-impl``, ``--ntk-cache-dir``, ``--ntk-memory-budget``,
+``--ntk-timeout``), the same as pytest's, and run every case through
+:func:`harness.runner.run_case`, the runner the pytest plugin uses. ``run --json`` prints a
+results document (the format of results.json) that ``ntk-harness report`` reads.
+
+Exit status: 0 all checks passed, 1 a check failed or a case could not run, 2 bad input
+(a one-line message naming the argument or key; no traceback), 130 interrupted.
+Like ``python -m pytest``, the current directory is on the import path, so
+``--ntk-impl my_ntk:my_ntk`` finds ``./my_ntk.py``.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import datetime
+import os
 import sys
 import time
 from pathlib import Path
 
-from harness.cases.schema import CaseError, expand_case, is_case_file, load_case_file
-from harness.kinds.base import RunOptions
-from harness.verdict import dumps, format_outcome, outcome_record
+from harness import options as options_module
+
+TOP_LEVEL_FLAGS = ("-h", "--help")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with status 2 and a one-line message (its default)."""
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="auto (default: CUDA if present, else CPU), cpu, cuda, cuda:N")
-    parser.add_argument("--dtype", default=None, choices=("float64", "float32"), help="compute dtype")
-    parser.add_argument("--ntk-impl", default=None, metavar="SPEC", help="NTK implementation: built-in name or package.module:function")
-    parser.add_argument("--cache-dir", default=".ntk-harness-cache", help="cache of calibrated intervals (default .ntk-harness-cache)")
-    parser.add_argument("--memory-budget", type=int, default=512, metavar="MIB", help="memory budget per chunk in MiB (default 512)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-
-
-def _options(args) -> RunOptions:
-    from harness.report.progress import terminal_progress
-
-    return RunOptions(
-        device=args.device,
-        dtype=args.dtype,
-        implementation=args.ntk_impl,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-        memory_budget_bytes=args.memory_budget * 2**20,
-        progress=None if args.json else terminal_progress("Monte Carlo"),
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ntk-harness", description="Validate and benchmark neural tangent kernels against finite-width theory.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ntk-harness",
+                     description="Validate and benchmark neural tangent kernels against finite-width theory.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{theory,measure,run,report}")
 
     from harness import cli_report, cli_theory
 
@@ -59,60 +48,92 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--width", type=int, required=True, help="hidden width n")
     measure.add_argument("--depth", type=int, required=True, help="number of hidden layers L")
     measure.add_argument("--sigma-w2", type=float, required=True, help="weight variance sigma_w^2")
-    measure.add_argument("--samples", type=int, required=True, help="number of random networks S")
+    measure.add_argument("--networks", type=int, required=True, help="number of random networks S")
     measure.add_argument("--input-dim", type=int, default=None, help="input dimension (default: width)")
     measure.add_argument("--no-bias", action="store_true", help="biases are not trainable parameters")
     measure.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo run")
     measure.add_argument("--alpha", type=float, default=1e-3, help="false-alarm rate of the case (default 1e-3)")
     measure.add_argument(
         "--inner-products", type=float, nargs="+", default=[1.0], metavar="C",
-        help="cosines <x0, x>/|x0||x| of the off-diagonal inputs (default: 1.0, the diagonal only)",
-    )
-    _add_run_options(measure)
+        help="cosines <x0, x>/|x0||x| of the off-diagonal inputs (default: 1.0, the diagonal only)")
+    measure.add_argument("--json", action="store_true", help="print the results document (JSON) instead of tables")
+    options_module.add_to_argparse(measure)
 
     run = sub.add_parser("run", help="run case files (or folders of them) outside pytest")
     run.add_argument("paths", nargs="+", type=Path, help="case files or folders")
-    run.add_argument("-m", "--markers", default=None, help="run only cases carrying this marker")
-    _add_run_options(run)
+    run.add_argument("-m", dest="markexpr", default=None, metavar="EXPR",
+                     help="run only cases whose markers match this pytest marker expression (e.g. 'quick and not "
+                          "training'); cases marked paper run only when EXPR names paper")
+    run.add_argument("--json", action="store_true", help="print the results document (JSON) instead of tables")
+    options_module.add_to_argparse(run)
     return parser
 
 
-def _run_case(case, options, as_json: bool) -> tuple[bool, dict]:
-    from harness.kinds import KINDS
+def _options(args) -> options_module.RunOptions:
+    from harness import checks_at_start
+    from harness.report.progress import terminal_progress
 
-    kind = KINDS[case.kind]
-    case_id = f"{case.name}[{kind.case_id(case)}]"
-    outcome = kind.run(case, options)
-    record = outcome_record(case_id, case.kind, outcome)
-    if not as_json:
-        print(format_outcome(case_id, outcome))
-        print()
-    return outcome.passed, record
+    options = options_module.run_options(lambda name: getattr(args, name, None))
+    checks_at_start.check_options(options, explicit_cache=True)
+    options.progress = None if args.json else terminal_progress("Monte Carlo")
+    return options
 
 
-def _measure(args) -> int:
-    from harness.kinds import KINDS
+def _document(records, started: float, complete: bool, argv):
+    from harness.records.document import ResultsDocument
+    from harness.report.environment import environment
+
+    session = {
+        "command": ["ntk-harness"] + list(argv), "cwd": os.getcwd(),
+        "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "wall_seconds": time.time() - started, "exitstatus": None, "shard": None, "workers": None,
+        "environment": environment(),
+    }
+    return ResultsDocument(records=records, sessions=[session], complete=complete)
+
+
+def _run_and_print(case, options, as_json: bool, root: Path):
+    from harness.report.environment import environment
+    from harness.runner import nodeid_of, run_case
+    from harness.verdict import format_record
 
     start = time.perf_counter()
+    record = run_case(case, options, nodeid=nodeid_of(case, root))
+    record.wall_seconds = time.perf_counter() - start
+    record.environment = environment()
+    if not as_json:
+        print(format_record(record), flush=True)
+        print(flush=True)
+    return record
+
+
+def _measure(args, argv) -> int:
+    from harness.cases.schema import assign_ids, expand_case
+    from harness.kinds import KINDS
+
+    started = time.time()
     raw = {
-        "name": "measure",
-        "kind": "dispersion",
-        "network": {"width": args.width, "depth": args.depth, "sigma_w2": args.sigma_w2, "trainable_bias": not args.no_bias},
+        "name": "measure", "kind": "dispersion",
+        "network": {"width": args.width, "depth": args.depth, "sigma_w2": args.sigma_w2,
+                    "trainable_bias": not args.no_bias},
         "inputs": {"kind": "correlated", "inner_products": args.inner_products},
-        "sampling": {"samples": args.samples, "seed": args.seed},
+        "sampling": {"networks": args.networks, "seed": args.seed},
         "expect": {"reference": ["exact"], "false_alarm_rate": args.alpha},
     }
     if args.input_dim is not None:
         raw["network"]["input_dim"] = args.input_dim
-    (case,) = expand_case(raw, Path("<command line>"), 0, KINDS)
-    passed, record = _run_case(case, _options(args), args.json)
-    record["timing"]["total_seconds"] = time.perf_counter() - start
+    cases = assign_ids(expand_case(raw, Path("<command line>"), 0, KINDS), KINDS)
+    options = _options(args)
+    record = _run_and_print(cases[0], options, args.json, Path.cwd())
     if args.json:
-        print(dumps(record))
-    return 0 if passed else 1
+        print(_document([record], started, True, argv).dumps(), end="")
+    return 0 if record.passed else 1
 
 
 def _collect_files(paths: list[Path]) -> list[Path]:
+    from harness.cases.schema import CaseError, is_case_file
+
     files = []
     for path in paths:
         if path.is_dir():
@@ -124,39 +145,94 @@ def _collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _run(args) -> int:
-    options = _options(args)
-    records, status = [], 0
-    for path in _collect_files(args.paths):
-        try:
-            cases = load_case_file(path)
-        except CaseError as exc:
-            print(f"ntk-harness run: error: {exc}", file=sys.stderr)
-            status = 2
-            continue
-        for case in cases:
-            from harness.kinds import KINDS
+def _marker_filter(expression: str | None):
+    """A predicate on a case's marker set, from a pytest ``-m`` expression (pytest's own parser)."""
+    if not expression:
+        return lambda markers: "paper" not in markers
+    from _pytest.mark.expression import Expression
 
-            markers = set(case.markers) | set(KINDS[case.kind].markers)
-            if args.markers and args.markers not in markers:
+    try:
+        compiled = Expression.compile(expression)
+    except Exception as exc:  # pytest's ParseError: say which expression
+        raise ValueError(f"-m: not a valid marker expression {expression!r}: {exc}") from None
+    names_paper = "paper" in expression
+
+    def matches(markers: set[str]) -> bool:
+        if "paper" in markers and not names_paper:
+            return False
+        try:
+            return compiled.evaluate(lambda name, **kwargs: name in markers)
+        except TypeError:  # pytest < 8.3: the matcher takes the name only
+            return compiled.evaluate(lambda name: name in markers)
+
+    return matches
+
+
+def _run(args, argv) -> int:
+    from harness.cases.schema import CaseError, load_case_file
+    from harness.kinds import KINDS
+
+    started = time.time()
+    options = _options(args)
+    selected = _marker_filter(args.markexpr)
+    records, bad_files, interrupted = [], [], False
+    root = Path.cwd()
+    try:
+        for path in _collect_files(args.paths):
+            try:
+                cases = load_case_file(path, KINDS)
+            except CaseError as exc:
+                print(f"ntk-harness run: error: {exc}", file=sys.stderr, flush=True)
+                bad_files.append(str(path))
                 continue
-            if not args.markers and "paper" in markers:
-                continue  # as under pytest: paper-size cases only when asked
-            passed, record = _run_case(case, options, args.json)
-            records.append(record)
-            if not passed and status == 0:
-                status = 1
+            for case in cases:
+                if selected(set(case.markers) | set(KINDS[case.kind].markers)):
+                    records.append(_run_and_print(case, options, args.json, root))
+    except KeyboardInterrupt:
+        interrupted = True
+    document = _document(records, started, not interrupted, argv)
     if args.json:
-        print(json.dumps(records, indent=2))
-    else:
-        passed = sum(r["passed"] for r in records)
-        print(f"{passed} passed, {len(records) - passed} failed")
-    return status
+        print(document.dumps(), end="")
+    counts = {}
+    for record in records:
+        counts[record.outcome] = counts.get(record.outcome, 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no cases"
+    if bad_files:
+        summary += f"; {len(bad_files)} invalid case file(s): {', '.join(bad_files)}"
+    if interrupted:
+        summary += "; interrupted"
+    print(f"ntk-harness run: {summary}", file=sys.stderr if args.json else sys.stdout)
+    if interrupted:
+        return 130
+    if bad_files:
+        return 2
+    return 0 if all(r.passed for r in records) else 1
+
+
+def _unknown_leading_flag(argv: list[str]) -> str | None:
+    """A flag before the command that is not the parser's own (argparse would only say a
+    command is required)."""
+    for token in argv:
+        if not token.startswith("-"):
+            return None
+        if token not in TOP_LEVEL_FLAGS:
+            return token
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like python -m pytest: ./my_ntk.py is importable
     parser = build_parser()
+    unknown = _unknown_leading_flag(argv)
+    if unknown is not None:
+        parser.error(f"unrecognized argument {unknown!r} (options go after the command: "
+                     "ntk-harness {theory,measure,run,report} [OPTIONS])")
     args = parser.parse_args(argv)
+    from harness.cases.schema import CaseError
+    from harness.checks_at_start import StartError
+
     try:
         if args.command == "theory":
             from harness import cli_theory
@@ -167,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return cli_report.main(args)
         if args.command == "measure":
-            return _measure(args)
+            return _measure(args, argv)
         if args.command == "run":
-            return _run(args)
-    except (CaseError, ValueError) as exc:
+            return _run(args, argv)
+    except (CaseError, StartError, options_module.OptionError, ValueError) as exc:
         print(f"ntk-harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@
 
 Several inputs are merged (shards of one sweep, from one machine or many): records are
 united by case id and a case present twice must have identical seeded results
-(:func:`harness.report.records.merge`). Exit status 0 on success, 2 on bad input (one line
+(:func:`harness.records.document.merge`). Exit status 0 on success, 2 on bad input (one line
 on stderr, ``ntk-harness report: error: ...``).
 """
 from __future__ import annotations
@@ -31,25 +31,28 @@ def add_parser(subparsers) -> None:
 
 def main(args) -> int:
     """Run ``ntk-harness report``; returns the exit status (0, or 2 for bad input)."""
+    from harness.checks_at_start import StartError, check_writable_dir
+    from harness.records import document as document_module
     from harness.report import benchmarks as benchmarks_module
-    from harness.report import records
-    from harness.report.writer import ReportDirError, check_writable, write_report
+    from harness.report.writer import write_report
 
     try:
-        check_writable(args.out)
-        documents = [records.load(path) for path in args.results]
-        merged = records.merge(documents, [str(p) for p in args.results])
-        baseline = records.load(args.baseline) if args.baseline else None
+        check_writable_dir(args.out, "--out")
+        documents = [document_module.load(path) for path in args.results]
+        merged = document_module.merge(documents, [str(p) for p in args.results])
+        baseline = document_module.load(args.baseline) if args.baseline else None
         for path in args.benchmarks:
-            known = {b.get("fullname") or b.get("name") for b in merged["benchmarks"]}
-            merged["benchmarks"] += [b for b in benchmarks_module.load(path) if (b.get("fullname") or b.get("name")) not in known]
-            merged.setdefault("benchmark_sources", []).append(str(path))
-    except (ReportDirError, records.ResultsFormatError, records.MergeConflict, benchmarks_module.BenchmarkFormatError) as exc:
+            known = {b.get("fullname") or b.get("name") for b in merged.benchmarks}
+            merged.benchmarks += [b for b in benchmarks_module.load(path)
+                                  if (b.get("fullname") or b.get("name")) not in known]
+            merged.benchmark_sources.append(str(path))
+    except (StartError, document_module.ResultsFormatError, document_module.MergeConflict,
+            benchmarks_module.BenchmarkFormatError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     written = write_report(args.out, merged, baseline=baseline, baseline_path=str(args.baseline) if args.baseline else None,
                            title=args.title)
-    passed = sum(1 for r in merged["records"] if r.get("passed"))
-    print(f"{len(merged['records'])} cases ({passed} passed) from {len(documents)} file(s) -> {args.out} "
+    passed = sum(1 for r in merged.records if r.passed)
+    print(f"{len(merged.records)} cases ({passed} passed) from {len(documents)} file(s) -> {args.out} "
           f"({', '.join(written)})")
     return 0

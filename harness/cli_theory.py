@@ -69,7 +69,7 @@ def predictions(args) -> dict:
     if not (sigma_b2 >= 0 and math.isfinite(sigma_b2)):
         raise ValueError(f"--sigma-b2 must be a finite number >= 0 (got {sigma_b2})")
     widths = (input_dim,) + (width,) * depth
-    lam = reference.depth_to_width(depth, width)
+    lam = reference.depth_to_width((width,) * depth)
     try:
         law = reference.ExactLaw(widths, args.sigma_w2, trainable_bias=trainable_bias, sigma_b2=sigma_b2,
                                  activation=activation)

@@ -10,6 +10,9 @@ import numpy as np
 
 from harness.cases.sections import InputsSection
 
+#: Largest input dimension for which the directions come from a full random rotation.
+FULL_ROTATION_MAX = 4096
+
 
 def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(X [N, input_dim] float64, cosines [N]) for the case's inputs section.
@@ -19,6 +22,11 @@ def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.
     of a seeded random orthogonal matrix, so <X_0, X_j> = c_j norm^2 exactly (c = 1 is x_0
     itself, so it adds no row; c = -1 adds -x_0).
     random: N = count rows drawn uniformly on the sphere of radius ``norm``.
+
+    The orthonormal columns come from the QR factorization of an input_dim x input_dim
+    Gaussian matrix when input_dim <= :data:`FULL_ROTATION_MAX`; above it only the k needed
+    columns are drawn (the QR of an input_dim x k Gaussian matrix: the same Haar law without
+    the input_dim^2 memory, but other numbers for the same seed).
     """
     rng = np.random.default_rng(section.seed)
     if section.kind == "correlated":
@@ -29,7 +37,8 @@ def make_inputs(section: InputsSection, input_dim: int) -> tuple[np.ndarray, np.
                 f"inputs.inner_products: {len(cosines)} inputs at distinct angles need input_dim >= {needed}; "
                 f"the network has input_dim {input_dim}"
             )
-        q, r = np.linalg.qr(rng.standard_normal((input_dim, input_dim)))
+        columns = input_dim if input_dim <= FULL_ROTATION_MAX else needed
+        q, r = np.linalg.qr(rng.standard_normal((input_dim, columns)))
         q = q * np.sign(np.diag(r))  # Haar-distributed orthogonal matrix
         u = q[:, 0]
         rows = [u]

@@ -1,8 +1,8 @@
 """Fully connected networks as pure functions of a parameter dict.
 
-This module owns the architecture (:class:`Architecture`), the functional network
-``f(params, x)`` (:class:`MLP`) and the random initialization of many networks at once
-(:func:`init_parameters`).
+This module owns the functional network ``f(params, x)`` of an
+:class:`~harness.architecture.Architecture` (:class:`MLP`) and the random initialization
+of many networks at once (:func:`init_parameters`).
 
 Notation (Seleznova & Kutyniok 2022, standard parametrization)::
 
@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-ACTIVATIONS = ("relu", "tanh", "erf", "linear")
-PARAMETRIZATIONS = ("standard", "ntk")
+from harness.architecture import Architecture
+from harness.constants import ACTIVATIONS
+
+__all__ = ["Architecture", "MLP", "activation_function", "init_parameters", "network_seed", "unstack"]
 
 
 def activation_function(name: str):
@@ -43,74 +44,6 @@ def activation_function(name: str):
     if name == "linear":
         return lambda h: h
     raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """A fully connected network and its initialization.
-
-    widths: ``(n_0, n_1, ..., n_L)``, the input dimension then the L hidden widths.
-    output_dim: ``n_{L+1}`` (1 for the paper's scalar-output networks).
-    """
-
-    widths: tuple[int, ...]
-    sigma_w2: float
-    sigma_b2: float = 0.0
-    activation: str = "relu"
-    trainable_bias: bool = True
-    parametrization: str = "standard"
-    output_dim: int = 1
-
-    def __post_init__(self):
-        if len(self.widths) < 2:
-            raise ValueError(f"widths must hold the input dimension and at least one hidden width; got {self.widths}")
-        for i, n in enumerate(self.widths):
-            if int(n) != n or n < 1:
-                raise ValueError(f"widths[{i}] must be a positive integer; got {n!r}")
-        if not self.sigma_w2 > 0:
-            raise ValueError(f"sigma_w2 must be > 0; got {self.sigma_w2!r}")
-        if not self.sigma_b2 >= 0:
-            raise ValueError(f"sigma_b2 must be >= 0; got {self.sigma_b2!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
-        if self.parametrization not in PARAMETRIZATIONS:
-            raise ValueError(
-                f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}; got {self.parametrization!r}"
-            )
-        if self.output_dim < 1:
-            raise ValueError(f"output_dim must be >= 1; got {self.output_dim!r}")
-        if not self.trainable_bias and self.sigma_b2 != 0:
-            raise ValueError(
-                "frozen biases must be zero: with trainable_bias = false, sigma_b2 must be 0 "
-                f"(got {self.sigma_b2!r})"
-            )
-
-    @property
-    def depth(self) -> int:
-        """L, the number of hidden layers."""
-        return len(self.widths) - 1
-
-    @property
-    def input_dim(self) -> int:
-        return self.widths[0]
-
-    @property
-    def layer_sizes(self) -> tuple[int, ...]:
-        """``(n_0, n_1, ..., n_L, n_{L+1})``."""
-        return tuple(self.widths) + (self.output_dim,)
-
-    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name -> shape of every trainable parameter, in layer order."""
-        sizes = self.layer_sizes
-        shapes: dict[str, tuple[int, ...]] = {}
-        for i in range(len(sizes) - 1):
-            shapes[f"layers.{i}.weight"] = (sizes[i + 1], sizes[i])
-            if self.trainable_bias:
-                shapes[f"layers.{i}.bias"] = (sizes[i + 1],)
-        return shapes
-
-    def parameter_count(self) -> int:
-        return sum(math.prod(s) for s in self.parameter_shapes().values())
 
 
 class MLP:

@@ -1,26 +1,30 @@
 """The pytest plugin: ``pytest cases`` collects case files and runs each expanded case.
 
-Registered under the ``pytest11`` entry point, so it is active wherever ntk-harness is
-installed. A case file is a ``.toml`` file (not pyproject.toml) with ``[[case]]`` tables
-(:func:`harness.cases.is_case_file`); every expanded case becomes one item with an id
-such as ``phases[eoc-w16-L4-s2]``, carrying the case's markers and its kind's.
+Registered under the ``pytest11`` entry point, so pytest loads it wherever ntk-harness is
+installed; it is a guest in every project of the environment, so it stays in its lane:
 
-Options: ``--device``, ``--dtype``, ``--ntk-impl``, ``--ntk-cache-dir``,
-``--ntk-memory-budget``. A case file that fails validation is reported as a collection
-error naming the file, the case and the key; the other files' cases still run (the
-plugin turns on ``--continue-on-collection-errors`` unless ``--ntk-stop-on-case-errors``).
-Cases marked ``paper`` run only when the ``-m`` expression names ``paper``.
+- every option is in the group "ntk-harness" and carries the ``--ntk-`` prefix (the run
+  options of :mod:`harness.options`, shared with ``ntk-harness``, and the report options);
+- it changes no session-wide setting; a case file that fails validation becomes ONE failing
+  item named after the file, with the message, and the rest of the session runs;
+- a ``.toml`` file is collected only if it holds ``[[case]]`` tables with a ``kind``
+  (:func:`harness.cases.schema.is_case_file`);
+- cases marked ``paper`` are deselected unless the ``-m`` expression names ``paper``; other
+  items are never touched;
+- at start-up it imports nothing heavier than the standard library: the case schema and
+  kinds are imported when a case file is collected, torch when a case runs.
+
+Each expanded case becomes one :class:`CaseItem` with an id such as ``quick[eoc-w16-L8-s2]``,
+carrying the case's markers and its kind's; it runs through :func:`harness.runner.run_case`
+(the same runner as ``ntk-harness run``) and prints the verdict table when it fails.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from harness.cases.schema import CaseError, is_case_file, load_case_file
-from harness.kinds.base import RunOptions
-from harness.verdict import format_outcome, outcome_record
+from harness import options as run_options_module
 
 MARKERS = {
     "quick": "a small set of cases (under 2 minutes on 2 CPU cores) that catches a broken NTK",
@@ -29,66 +33,121 @@ MARKERS = {
     "agreement": "an NTK implementation against the reference implementation",
     "training": "NTK constancy during training",
 }
+RECORD = "ntk_harness_record"
+ENVIRONMENT = "ntk_harness_environment"
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("ntk-harness", "ntk-harness case files")
-    group.addoption("--device", default=None, help="device for every case: auto (default: CUDA if present, else CPU), cpu, cuda, cuda:N")
-    group.addoption("--dtype", default=None, choices=("float64", "float32"), help="compute dtype for every case (default: each case's own)")
-    group.addoption("--ntk-impl", default=None, metavar="SPEC", help="NTK implementation for every case: a built-in name or package.module:function")
-    group.addoption("--ntk-cache-dir", default=None, metavar="DIR", help="cache of calibrated acceptance intervals (default: <rootdir>/.ntk-harness-cache)")
-    group.addoption("--ntk-memory-budget", default=512, type=int, metavar="MIB", help="memory budget per case chunk in MiB (default 512)")
-    group.addoption("--ntk-stop-on-case-errors", action="store_true", help="stop the session on an invalid case file (default: report it and run the rest)")
+    run_options_module.add_to_pytest(group)
+    group.addoption("--ntk-report-dir", dest="ntk_report_dir", default=None, metavar="DIR",
+                    help="write a report (results.json, report.md, figures) into a new run directory under DIR")
+    group.addoption("--ntk-report-baseline", dest="ntk_report_baseline", default=None, metavar="PATH",
+                    help="compare with an earlier results.json (verdicts, statistics, benchmarks)")
+    group.addoption("--ntk-report-benchmarks", dest="ntk_report_benchmarks", default=None, metavar="PATH",
+                    help="include this pytest-benchmark JSON file (--benchmark-json) in the report")
+    group.addoption("--ntk-shard", dest="ntk_shard", default=None, metavar="K/N",
+                    help="run only shard K of N of the selected cases (1 <= K <= N): every N-th case by node id")
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--ntk-shard: expected K/N with integers 1 <= K <= N (e.g. 2/4); got {text!r}") from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--ntk-shard: expected K/N with 1 <= K <= N; got {text!r}")
+    return k, n
+
+
+def _checked_options(config) -> run_options_module.RunOptions:
+    try:
+        return run_options_module.run_options(config.getoption)
+    except run_options_module.OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    if not config.getoption("ntk_stop_on_case_errors", False):
-        config.option.continue_on_collection_errors = True
+    options = _checked_options(config)
+    from harness import checks_at_start
 
+    try:
+        checks_at_start.check_options(options, explicit_cache=config.getoption("ntk_cache_dir") is not None)
+    except checks_at_start.StartError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config._ntk_harness_options = options
+    shard = config.getoption("ntk_shard")
+    if shard:
+        config._ntk_harness_shard = _parse_shard(shard)
+    if config.getoption("ntk_report_dir") or config.getoption("ntk_report_baseline") or config.getoption(
+            "ntk_report_benchmarks"):
+        from harness.report import session
 
-def run_options(config) -> RunOptions:
-    cache = config.getoption("ntk_cache_dir") or os.path.join(str(config.rootpath), ".ntk-harness-cache")
-    return RunOptions(
-        device=config.getoption("device"),
-        dtype=config.getoption("dtype"),
-        implementation=config.getoption("ntk_impl"),
-        cache_dir=Path(cache),
-        memory_budget_bytes=config.getoption("ntk_memory_budget") * 2**20,
-    )
+        session.configure(config)
 
 
 def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix != ".toml":
+        return None
+    from harness.cases.schema import is_case_file
+
     if is_case_file(file_path):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 
 
 class CaseFile(pytest.File):
+    """A case file: one item per expanded case, or one failing item when the file is invalid."""
+
     def collect(self):
+        from harness.cases.schema import CaseError, load_case_file
         from harness.kinds import KINDS
 
-        cases = load_case_file(self.path, KINDS)
-        seen: dict[str, int] = {}
+        try:
+            cases = load_case_file(self.path, KINDS)
+        except CaseError as exc:
+            yield InvalidCaseFile.from_parent(self, name=self.path.name, message=str(exc))
+            return
         for case in cases:
-            case_id = f"{case.name}[{KINDS[case.kind].case_id(case)}]"
-            seen[case_id] = seen.get(case_id, 0) + 1
-            if seen[case_id] > 1:
-                case_id = f"{case_id[:-1]}-{seen[case_id]}]"
-            item = CaseItem.from_parent(self, name=case_id, case=case)
+            item = CaseItem.from_parent(self, name=case.id, case=case)
             for marker in list(KINDS[case.kind].markers) + case.markers:
                 item.add_marker(marker)
+            if case.expected_failure:
+                item.add_marker(pytest.mark.xfail(strict=True, reason=case.expected_failure, raises=CaseFailed))
             yield item
 
+
+class InvalidCaseFile(pytest.Item):
+    """Stands for a case file that failed validation: it fails with the message."""
+
+    def __init__(self, *, message: str, **kwargs):
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self):
+        raise InvalidCase(self.message)
+
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, CaseError):
+        if isinstance(excinfo.value, InvalidCase):
             return f"invalid case file: {excinfo.value}"
-        return super().repr_failure(excinfo)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"invalid case file {self.path.name}"
+
+
+class InvalidCase(Exception):
+    """A case file failed validation; the message names the file, the case and the key."""
 
 
 class CaseFailed(Exception):
     """A case ran and a check failed; the message is the verdict table."""
+
+
+class CaseErrored(Exception):
+    """A case could not run (a device, an implementation, data, memory or time); one line."""
 
 
 class CaseItem(pytest.Item):
@@ -97,22 +156,21 @@ class CaseItem(pytest.Item):
         self.case = case
 
     def runtest(self):
-        from harness.kinds import KINDS
-
         from harness.report.progress import for_item
+        from harness.runner import run_case
+        from harness.verdict import format_record
 
-        kind = KINDS[self.case.kind]
-        options = run_options(self.config)
+        options = self.config._ntk_harness_options
         options.progress = for_item(self, "Monte Carlo")  # None unless a terminal shows it
-        outcome = kind.run(self.case, options)
-        record = outcome_record(self.name, self.case.kind, outcome)
-        record["source"] = str(self.path)
-        self.user_properties.append(("ntk_harness_record", record))
-        if not outcome.passed:
-            raise CaseFailed(format_outcome(self.name, outcome))
+        record = run_case(self.case, options, nodeid=self.nodeid)
+        self.user_properties.append((RECORD, record.to_record()))
+        if record.outcome == "error":
+            raise CaseErrored(f"case {record.case}: {record.error}")
+        if not record.checks_passed:
+            raise CaseFailed(format_record(record))
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, CaseFailed):
+        if isinstance(excinfo.value, (CaseFailed, CaseErrored)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
@@ -120,13 +178,33 @@ class CaseItem(pytest.Item):
         return self.path, None, f"{self.case.kind} case {self.name}"
 
 
+def pytest_runtest_setup(item):
+    if isinstance(item, (CaseItem, InvalidCaseFile)) and getattr(item.config, "_ntk_harness_report", False):
+        from harness.report.environment import environment
+
+        item.user_properties.append((ENVIRONMENT, environment()))
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
     expression = config.getoption("markexpr") or ""
-    if "paper" in expression:
-        return
-    keep, drop = [], []
-    for item in items:
-        (drop if item.get_closest_marker("paper") else keep).append(item)
+    drop = []
+    if "paper" not in expression:
+        drop = [item for item in items if isinstance(item, CaseItem) and item.get_closest_marker("paper")]
+    shard = getattr(config, "_ntk_harness_shard", None)
+    if shard:
+        k, n = shard
+        cases = sorted((item for item in items if isinstance(item, CaseItem) and item not in drop),
+                       key=lambda item: item.nodeid)
+        drop += [item for rank, item in enumerate(cases) if rank % n != k - 1]
     if drop:
+        dropped = set(map(id, drop))
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        items[:] = [item for item in items if id(item) not in dropped]
+    if any(isinstance(item, CaseItem) for item in items):
+        from harness import checks_at_start
+
+        try:
+            checks_at_start.check_cache_dir(config._ntk_harness_options.cache_dir)
+        except checks_at_start.StartError as exc:
+            raise pytest.UsageError(str(exc)) from None

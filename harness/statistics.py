@@ -16,33 +16,29 @@ exactly what the reference calibrates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 from scipy import stats as scipy_stats
 
+from harness.records import Estimate, Interval
 from reference import estimate
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 BOOTSTRAP_RESAMPLES = 1000
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A measured statistic and its (1 - alpha) confidence interval."""
-
-    value: float
-    low: float
-    high: float
-
-
-def t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Student-t interval of the mean of ``x`` at ``confidence``; (mean, mean) for one value."""
+def t_interval(x, confidence: float) -> Interval:
+    """Student-t interval ``mean +- t_{(1+c)/2, n-1} s / sqrt(n)`` of the mean of ``x`` at
+    ``confidence``; unbounded for fewer than two values (no spread to estimate)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("t_interval needs at least one value")
     mean = float(x.mean())
     if x.size < 2:
-        return mean, mean
+        return Interval(-math.inf, math.inf)
     half = scipy_stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return mean - half, mean + half
+    return Interval(mean - half, mean + half)
 
 
 def _bootstrap(x: np.ndarray, statistic: str, confidence: float, rng: np.random.Generator) -> tuple[float, float]:
@@ -74,7 +70,8 @@ def _quantile_interval(sorted_x: np.ndarray, q: float, confidence: float) -> Est
     # ranks whose binomial probabilities bracket the q-quantile (distribution-free)
     lo_rank = int(scipy_stats.binom.ppf((1 - confidence) / 2, n, q))
     hi_rank = int(scipy_stats.binom.ppf(0.5 + confidence / 2, n, q))
-    return Estimate(value, float(sorted_x[max(lo_rank - 1, 0)]), float(sorted_x[min(hi_rank, n - 1)]))
+    return Estimate(value, Interval(float(sorted_x[max(lo_rank - 1, 0)]), float(sorted_x[min(hi_rank, n - 1)])),
+                    confidence)
 
 
 def summarize(theta: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
@@ -85,16 +82,14 @@ def summarize(theta: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> 
     out: dict[str, Estimate] = {}
     if theta.size < 2:
         return out
-    low, high = t_interval(theta, confidence)
-    out["mean"] = Estimate(estimate(theta, "mean"), low, high)
-    out["dispersion"] = Estimate(estimate(theta, "dispersion"), *_bootstrap(theta, "dispersion", confidence, rng))
+    out["mean"] = Estimate(estimate(theta, "mean"), t_interval(theta, confidence), confidence)
+    out["dispersion"] = Estimate(estimate(theta, "dispersion"),
+                                 Interval(*_bootstrap(theta, "dispersion", confidence, rng)), confidence)
     positive = theta[theta > 0]
     if positive.size >= 2:
-        low, high = t_interval(np.log(positive), confidence)
-        out["log_mean"] = Estimate(estimate(theta, "log_mean"), low, high)
-        out["log_variance"] = Estimate(
-            estimate(theta, "log_variance"), *_bootstrap(theta, "log_variance", confidence, rng)
-        )
+        out["log_mean"] = Estimate(estimate(theta, "log_mean"), t_interval(np.log(positive), confidence), confidence)
+        out["log_variance"] = Estimate(estimate(theta, "log_variance"),
+                                       Interval(*_bootstrap(theta, "log_variance", confidence, rng)), confidence)
     ordered = np.sort(theta)
     for q in QUANTILES:
         out[f"q{int(round(q * 100)):02d}"] = _quantile_interval(ordered, q, confidence)

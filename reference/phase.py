@@ -2,7 +2,7 @@
 
 Owns: the variance fixed point ``q*``, the slope ``chi_1`` of the correlation map at
 ``c = 1``, the phase classification, the edge-of-chaos (EOC) location and the
-depth-to-width ratio ``lambda = L / n``.
+depth-to-width ratio ``lambda = L / n`` (``sum_l 1/n_l`` for unequal widths).
 
 Mean-field recursions (Poole et al. 2016; Schoenholz et al. 2017).  With per-neuron
 pre-activation variance ``q`` and ``z ~ N(0, 1)``::
@@ -162,8 +162,17 @@ def edge_of_chaos_sigma_w2(sigma_b2: float = 0.0, activation: str = "relu") -> f
     return brentq(f, lo, hi, xtol=1e-12, rtol=1e-13)
 
 
-def depth_to_width(depth: int, width: int) -> float:
-    """``lambda = L / n``: depth over hidden width (both positive integers)."""
-    depth = integer_at_least("depth", depth, 1)
-    width = integer_at_least("width", width, 1)
-    return depth / width
+def depth_to_width(hidden_widths) -> float:
+    """``lambda = sum_l 1 / n_l`` over the hidden widths ``(n_1, ..., n_L)``: ``L / n`` when
+    every hidden layer has width n (the paper's depth-to-width ratio), and its natural
+    generalization otherwise (the 1/n corrections of the layers add up)."""
+    try:
+        widths = tuple(hidden_widths)
+    except TypeError:
+        raise ValueError(f"hidden_widths must be a sequence of positive integers (got {hidden_widths!r})") from None
+    if not widths:
+        raise ValueError("hidden_widths must hold at least one width (got an empty sequence)")
+    widths = tuple(integer_at_least("hidden_widths", n, 1) for n in widths)
+    if len(set(widths)) == 1:
+        return len(widths) / widths[0]   # L / n exactly (a sum of L rounded 1/n's is not)
+    return float(sum(1.0 / n for n in widths))

@@ -1,30 +1,34 @@
-"""Strict validation and sweep expansion of declarative case files (TOML).
+"""Strict validation and sweep expansion of declarative case files (TOML); torch-free.
 
 A case file holds one or more ``[[case]]`` tables::
 
     [[case]]
-    name = "phases"              # required; the prefix of every pytest id
-    kind = "dispersion"          # required; one of harness.kinds.KINDS
+    name = "phases"              # required; the prefix of every case id
+    kind = "dispersion"          # required; one of the registered kinds (harness.kinds.KINDS)
     markers = ["quick"]          # optional pytest markers
     implementation = "jacobian"  # optional NTK implementation (name or module:function)
     description = "..."          # optional
+    expected_failure = "..."     # optional: a claim measured not to hold here (strict xfail)
 
     [case.network]               # sections: each kind says which it takes
     depth = [2, 4, 8]            # a list for a scalar key is a sweep
     ...
 
-Sections are dataclasses (see :mod:`harness.cases.sections` and each kind). Field
-annotations give the type (int, float, bool, str, list[int], list[float], list[str],
+Sections are dataclasses (:mod:`harness.cases.sections` and each kind's spec). Field
+annotations give the type (int, float, bool, str, list[int], list[float], list[str], dict,
 ``X | None`` or a nested section dataclass for a sub-table); ``field(metadata=...)`` may
-give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive``. A field
-without a default is required. A section may define ``validate(self)`` raising
-``ValueError("key: what was expected")`` for rules across fields, and a kind may define
-``validate(case)`` for rules across sections.
+give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive``,
+``min_length``. Every number must be finite. A field without a default is required. A
+section may define ``validate(self)`` raising :class:`FieldError` for rules across fields,
+and a kind may define ``validate(case)`` for rules across sections.
 
-Sweeps: a list given for a scalar key, or a list of lists for a list key, is a sweep
-axis; the cartesian product of all axes (in file order) gives the expanded cases. Every
-value is validated, so one bad value fails the whole file at collection time with a
-:class:`CaseError` that names the file, the case, the key and what was expected.
+Sweeps: a list given for a scalar key, or a list of lists for a list key, is a sweep axis;
+the cartesian product of all axes (in file order) gives the expanded cases. Every value is
+validated, so one bad value fails the whole file with a :class:`CaseError` that names the
+file, the case, the key and what was expected.
+
+This module imports neither torch nor any kind: the kinds are passed in (a mapping of
+name -> kind spec with ``sections``, ``case_id(case)`` and optionally ``validate(case)``).
 """
 from __future__ import annotations
 
@@ -32,12 +36,14 @@ import copy
 import dataclasses
 import functools
 import itertools
+import math
+import re
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 CASE_KEYS = {
     "name": "a non-empty string",
@@ -45,7 +51,21 @@ CASE_KEYS = {
     "markers": "a list of pytest marker names",
     "implementation": "an NTK implementation: a built-in name or 'package.module:function'",
     "description": "a string",
+    "expected_failure": "the reason the case is expected to fail (a claim measured not to hold here, with the numbers)",
 }
+
+#: Sweeps larger than this are refused at collection (a typo like depth = range(10000) should
+#: not produce ten thousand items).
+MAX_EXPANDED_CASES = 10_000
+
+
+class FieldError(ValueError):
+    """A value that does not fit its key: ``key`` (dotted, e.g. ``network.width``) and ``reason``."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key}: {reason}")
 
 
 class CaseError(ValueError):
@@ -66,7 +86,11 @@ class CaseError(ValueError):
 
 @dataclass
 class Case:
-    """One expanded case: validated sections and where it came from."""
+    """One expanded case: validated sections, its id and where it came from.
+
+    ``id`` is ``name[readable-parameters]`` (the kind's ``case_id``), made unique within its
+    file with a ``-2``, ``-3`` suffix; it is the pytest item name and the record's ``case``.
+    """
 
     name: str
     kind: str
@@ -77,6 +101,8 @@ class Case:
     description: str = ""
     sweep: dict[str, Any] = field(default_factory=dict)
     index: int = 0
+    id: str = ""
+    expected_failure: str | None = None
 
 
 # ---------------------------------------------------------------- type handling
@@ -94,24 +120,24 @@ def _is_list(annotation) -> bool:
     return typing.get_origin(annotation) is list
 
 
+def _is_dict(annotation) -> bool:
+    return annotation is dict or typing.get_origin(annotation) is dict
+
+
 def _describe(annotation) -> str:
-    base, optional = _strip_optional(annotation)
+    base, _optional = _strip_optional(annotation)
     if _is_list(base):
         (item,) = typing.get_args(base)
-        text = f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
-    elif dataclasses.is_dataclass(base):
-        text = "a table"
-    else:
-        text = {int: "an integer", float: "a number", bool: "a boolean (true/false)", str: "a string"}.get(
-            base, str(base)
-        )
-    return text
+        return f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+    if dataclasses.is_dataclass(base) or _is_dict(base):
+        return "a table"
+    return {int: "an integer", float: "a finite number", bool: "a boolean (true/false)", str: "a string"}.get(
+        base, str(base))
 
 
 def _type_name(value) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "table"}.get(
-        type(value), type(value).__name__
-    )
+        type(value), type(value).__name__)
 
 
 def _convert_scalar(value, base, key: str):
@@ -123,11 +149,13 @@ def _convert_scalar(value, base, key: str):
             return value
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise FieldError(key, f"expected a finite number, got {value!r}")
             return float(value)
     elif base is str:
         if isinstance(value, str):
             return value
-    raise ValueError(f"{key}: expected {_describe(base)}, got {_type_name(value)} {value!r}")
+    raise FieldError(key, f"expected {_describe(base)}, got {_type_name(value)} {value!r}")
 
 
 def _check_metadata(value, metadata, key: str) -> None:
@@ -135,18 +163,30 @@ def _check_metadata(value, metadata, key: str) -> None:
     choices = metadata.get("choices")
     for item in items:
         if choices is not None and item not in choices:
-            raise ValueError(f"{key}: expected one of {', '.join(map(repr, choices))}, got {item!r}")
+            raise FieldError(key, f"expected one of {', '.join(map(repr, choices))}, got {item!r}")
         if isinstance(item, (int, float)) and not isinstance(item, bool):
             if "min" in metadata and not item >= metadata["min"]:
-                raise ValueError(f"{key}: expected a value >= {metadata['min']}, got {item!r}")
+                raise FieldError(key, f"expected a value >= {metadata['min']}, got {item!r}")
             if "min_exclusive" in metadata and not item > metadata["min_exclusive"]:
-                raise ValueError(f"{key}: expected a value > {metadata['min_exclusive']}, got {item!r}")
+                raise FieldError(key, f"expected a value > {metadata['min_exclusive']}, got {item!r}")
             if "max" in metadata and not item <= metadata["max"]:
-                raise ValueError(f"{key}: expected a value <= {metadata['max']}, got {item!r}")
+                raise FieldError(key, f"expected a value <= {metadata['max']}, got {item!r}")
             if "max_exclusive" in metadata and not item < metadata["max_exclusive"]:
-                raise ValueError(f"{key}: expected a value < {metadata['max_exclusive']}, got {item!r}")
+                raise FieldError(key, f"expected a value < {metadata['max_exclusive']}, got {item!r}")
     if "min_length" in metadata and isinstance(value, list) and len(value) < metadata["min_length"]:
-        raise ValueError(f"{key}: expected at least {metadata['min_length']} entries, got {len(value)}")
+        raise FieldError(key, f"expected at least {metadata['min_length']} entries, got {len(value)}")
+
+
+def _check_table_values(value, key: str):
+    """A free-form table (``dict`` fields such as a model's keyword arguments): TOML values,
+    every number finite."""
+    if isinstance(value, dict):
+        return {k: _check_table_values(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_check_table_values(v, key) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(key, f"expected a finite number, got {value!r}")
+    return value
 
 
 @functools.lru_cache(maxsize=None)
@@ -156,30 +196,34 @@ def _fields(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 
 def build_section(cls, table: Any, key_prefix: str):
-    """Validate one (already expanded) table against the section dataclass ``cls``."""
+    """Validate one (already expanded) table against the section dataclass ``cls``; raises
+    :class:`FieldError`."""
     if not isinstance(table, dict):
-        raise ValueError(f"{key_prefix}: expected a table, got {_type_name(table)} {table!r}")
+        raise FieldError(key_prefix, f"expected a table, got {_type_name(table)} {table!r}")
     fields = _fields(cls)
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ValueError(
-            f"{key_prefix}.{unknown[0]}: unknown key; expected one of: {', '.join(sorted(fields))}"
-        )
+        raise FieldError(f"{key_prefix}.{unknown[0]}", f"unknown key; expected one of: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, (f, annotation) in fields.items():
         key = f"{key_prefix}.{name}"
         if name not in table:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{key}: required key is missing; expected {_describe(annotation)}")
+                raise FieldError(key, f"required key is missing; expected {_describe(annotation)}")
             continue
         value = table[name]
         base, _optional = _strip_optional(annotation)
         if dataclasses.is_dataclass(base):
             kwargs[name] = build_section(base, value, key)
             continue
+        if _is_dict(base):
+            if not isinstance(value, dict):
+                raise FieldError(key, f"expected a table, got {_type_name(value)} {value!r}")
+            kwargs[name] = _check_table_values(value, key)
+            continue
         if _is_list(base):
             if not isinstance(value, list):
-                raise ValueError(f"{key}: expected {_describe(base)}, got {_type_name(value)} {value!r}")
+                raise FieldError(key, f"expected {_describe(base)}, got {_type_name(value)} {value!r}")
             (item_type,) = typing.get_args(base)
             value = [_convert_scalar(v, item_type, key) for v in value]
         else:
@@ -189,11 +233,7 @@ def build_section(cls, table: Any, key_prefix: str):
     section = cls(**kwargs)
     validate = getattr(section, "validate", None)
     if validate is not None:
-        try:
-            validate()
-        except ValueError as exc:
-            message = str(exc)
-            raise ValueError(message if message.startswith(key_prefix) else f"{key_prefix}.{message}") from None
+        validate()
     return section
 
 
@@ -209,12 +249,14 @@ def _sweep_axes(cls, table: dict, path: tuple[str, ...]) -> list[tuple[tuple[str
         base, _ = _strip_optional(fields[name][1])
         if dataclasses.is_dataclass(base):
             axes += _sweep_axes(base, value, path + (name,))
+        elif _is_dict(base):
+            continue
         elif _is_list(base):
             if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
                 axes.append((path + (name,), value))
         elif isinstance(value, list):
             if not value:
-                raise ValueError(f"{'.'.join(path + (name,))}: an empty list sweeps nothing; expected {_describe(base)}")
+                raise FieldError(".".join(path + (name,)), f"an empty list sweeps nothing; expected {_describe(base)}")
             axes.append((path + (name,), value))
     return axes
 
@@ -226,18 +268,30 @@ def _set_path(table: dict, path: tuple[str, ...], value) -> None:
 
 
 # ---------------------------------------------------------------- loading
+_CASE_TABLE = re.compile(r"^\s*\[\[\s*case\s*\]", re.MULTILINE)
+_KIND_KEY = re.compile(r"^\s*kind\s*=", re.MULTILINE)
+
+
 def is_case_file(path: Path) -> bool:
-    """A ``.toml`` file other than pyproject.toml whose top level has ``[[case]]``
-    tables, or which does not parse (so that the parse error is reported)."""
-    if path.suffix != ".toml" or path.name == "pyproject.toml":
+    """Is ``path`` an ntk-harness case file?
+
+    A ``.toml`` file whose top level holds ``[[case]]`` tables of which at least one has a
+    ``kind`` key. A file that does not parse counts only if its text has both a
+    ``[[case]]`` header and a ``kind =`` line (so that a broken case file is reported, and
+    another project's broken TOML is left alone).
+    """
+    if path.suffix != ".toml":
         return False
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return True
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return False
-    return "case" in data
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return bool(_CASE_TABLE.search(text) and _KIND_KEY.search(text))
+    tables = data.get("case")
+    return isinstance(tables, list) and any(isinstance(t, dict) and "kind" in t for t in tables)
 
 
 def _case_name(raw, position: int) -> str:
@@ -245,8 +299,8 @@ def _case_name(raw, position: int) -> str:
     return name if isinstance(name, str) and name else f"#{position + 1}"
 
 
-def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Case]:
-    """Validate one ``[[case]]`` table and expand its sweeps into cases."""
+def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]) -> list[Case]:
+    """Validate one ``[[case]]`` table and expand its sweeps into cases (ids not yet set)."""
     label = _case_name(raw, position)
 
     def fail(message: str, key: str | None = None):
@@ -260,11 +314,7 @@ def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Cas
     if not isinstance(raw["name"], str) or not raw["name"].strip():
         raise fail(f"expected a non-empty string, got {raw['name']!r}", "name")
     kind_name = raw["kind"]
-    if kind_name not in kinds:
-        from harness.kinds import KIND_ERRORS
-
-        if kind_name in KIND_ERRORS:
-            raise fail(f"kind {kind_name!r} is unavailable: {KIND_ERRORS[kind_name]}", "kind")
+    if not isinstance(kind_name, str) or kind_name not in kinds:
         raise fail(f"expected one of {', '.join(map(repr, sorted(kinds)))}, got {kind_name!r}", "kind")
     kind = kinds[kind_name]
     markers = raw.get("markers", [])
@@ -276,6 +326,9 @@ def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Cas
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise fail(f"expected a string, got {description!r}", "description")
+    expected_failure = raw.get("expected_failure")
+    if expected_failure is not None and (not isinstance(expected_failure, str) or not expected_failure.strip()):
+        raise fail(f"expected {CASE_KEYS['expected_failure']}, got {expected_failure!r}", "expected_failure")
 
     sections = {k: v for k, v in raw.items() if k not in CASE_KEYS}
     allowed = kind.sections
@@ -283,9 +336,7 @@ def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Cas
         if name not in allowed:
             raise fail(
                 f"unknown key or section for kind {kind_name!r}; expected one of: "
-                f"{', '.join(sorted(set(CASE_KEYS) | set(allowed)))}",
-                name,
-            )
+                f"{', '.join(sorted(set(CASE_KEYS) | set(allowed)))}", name)
         if not isinstance(table, dict):
             raise fail(f"expected a table [case.{name}], got {_type_name(table)}", name)
 
@@ -294,9 +345,11 @@ def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Cas
         for name, cls in allowed.items():
             if name in sections:
                 axes += _sweep_axes(cls, sections[name], (name,))
-    except ValueError as exc:
-        key, _, message = str(exc).partition(": ")
-        raise fail(message, key) from None
+    except FieldError as exc:
+        raise fail(exc.reason, exc.key) from None
+    total = math.prod(len(values) for _, values in axes) if axes else 1
+    if total > MAX_EXPANDED_CASES:
+        raise fail(f"the sweeps expand to {total} cases, more than {MAX_EXPANDED_CASES}; split the file")
 
     cases = []
     combos = itertools.product(*[values for _, values in axes]) if axes else [()]
@@ -306,41 +359,45 @@ def expand_case(raw: dict, source: Path, position: int, kinds: dict) -> list[Cas
         for (path, _), value in zip(axes, combo):
             _set_path(concrete, path, value)
             sweep[".".join(path)] = value
+        suffix = f" (in the sweep point {sweep})" if sweep else ""
         built = {}
         for name, cls in allowed.items():
             try:
                 built[name] = build_section(cls, concrete.get(name, {}), name)
-            except ValueError as exc:
-                key, _, message = str(exc).partition(": ")
-                suffix = f" (in the sweep point {sweep})" if sweep else ""
-                raise fail(message + suffix, key) from None
-        case = Case(
-            name=raw["name"],
-            kind=kind_name,
-            sections=built,
-            source=source,
-            markers=list(markers),
-            implementation=implementation,
-            description=description,
-            sweep=sweep,
-            index=index,
-        )
+            except FieldError as exc:
+                raise fail(exc.reason + suffix, exc.key) from None
+            except ValueError as exc:  # a rule without a key: the section names the file and case
+                raise fail(f"{exc}{suffix}", name) from None
+        case = Case(name=raw["name"], kind=kind_name, sections=built, source=source, markers=list(markers),
+                    implementation=implementation, description=description, sweep=sweep, index=index,
+                    expected_failure=expected_failure)
         validate = getattr(kind, "validate", None)
         if validate is not None:
             try:
                 validate(case)
+            except FieldError as exc:
+                raise fail(exc.reason + suffix, exc.key) from None
             except ValueError as exc:
-                key, sep, message = str(exc).partition(": ")
-                raise (fail(message, key) if sep else fail(str(exc))) from None
+                raise fail(f"{exc}{suffix}") from None
         cases.append(case)
     return cases
 
 
-def load_case_file(path: str | Path, kinds: dict | None = None) -> list[Case]:
-    """Parse, validate and expand every case of one file; raises :class:`CaseError`."""
+def assign_ids(cases: list[Case], kinds: Mapping[str, Any]) -> list[Case]:
+    """Set each case's ``id`` to ``name[kind.case_id(case)]``, unique within the list."""
+    seen: dict[str, int] = {}
+    for case in cases:
+        case_id = f"{case.name}[{kinds[case.kind].case_id(case)}]"
+        seen[case_id] = seen.get(case_id, 0) + 1
+        if seen[case_id] > 1:
+            case_id = f"{case_id[:-1]}-{seen[case_id]}]"
+        case.id = case_id
+    return cases
+
+
+def load_case_file(path: str | Path, kinds: Mapping[str, Any]) -> list[Case]:
+    """Parse, validate and expand every case of one file, with ids; raises :class:`CaseError`."""
     path = Path(path)
-    if kinds is None:
-        from harness.kinds import KINDS as kinds
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -356,4 +413,4 @@ def load_case_file(path: str | Path, kinds: dict | None = None) -> list[Case]:
     cases: list[Case] = []
     for position, raw in enumerate(raw_cases):
         cases += expand_case(raw, path, position, kinds)
-    return cases
+    return assign_ids(cases, kinds)

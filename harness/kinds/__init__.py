@@ -1,34 +1,25 @@
 """The kinds of case and their registry :data:`KINDS` (``kind = "..."`` in a case file).
 
-Each module defines a module-level ``KIND`` (see :class:`harness.kinds.base.Kind`).
-A kind whose module fails to import is left out of :data:`KINDS` and its error kept in
-:data:`KIND_ERRORS`, so a case of that kind fails collection with the reason while the
-other kinds keep working.
+Importing this package is cheap and torch-free: each kind's spec (sections, ids, rules)
+lives in ``harness/kinds/<kind>/__init__.py``; its computation in
+``harness/kinds/<kind>/run.py`` is imported only when a case of that kind runs.
 """
 from __future__ import annotations
 
-import importlib
+from harness.kinds.agreement import KIND as AGREEMENT
+from harness.kinds.base import Kind, KindOutcome
+from harness.kinds.dispersion import KIND as DISPERSION
+from harness.kinds.training import KIND as TRAINING
 
-_MODULES = ("dispersion", "agreement", "training")
-
-KIND_ERRORS: dict[str, str] = {}
-
-
-def _load() -> dict:
-    kinds = {}
-    for module_name in _MODULES:
-        try:
-            module = importlib.import_module(f"harness.kinds.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"harness.kinds.{module_name}":
-                continue  # a kind not shipped in this build
-            KIND_ERRORS[module_name] = f"{type(exc).__name__}: {exc}"
-            continue
-        except ImportError as exc:
-            KIND_ERRORS[module_name] = f"{type(exc).__name__}: {exc}"
-            continue
-        kinds[module.KIND.name] = module.KIND
-    return kinds
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (DISPERSION, AGREEMENT, TRAINING)}
 
 
-KINDS: dict = _load()
+def load_cases(path):
+    """Every case of one case file, validated against the registered kinds, with ids
+    (:func:`harness.cases.schema.load_case_file`); raises :class:`~harness.cases.schema.CaseError`."""
+    from harness.cases.schema import load_case_file
+
+    return load_case_file(path, KINDS)
+
+
+__all__ = ["KINDS", "Kind", "KindOutcome", "load_cases"]

@@ -1,97 +1,76 @@
-"""What every kind of case provides, and what running one returns.
+"""What every kind of case provides (torch-free), and what running one returns.
 
-A *kind* (``dispersion``, ``agreement``, ``training``, ...) is an object with:
+A *kind* (``dispersion``, ``agreement``, ``training``) is a :class:`Kind` with:
 
 - ``name``: the value of ``kind = "..."`` in a case file;
-- ``sections``: ``{section name: dataclass}``; each ``[case.<section>]`` table of a case
-  of this kind is validated against that dataclass by :mod:`harness.cases.schema`
-  (unknown keys, wrong types and impossible values fail collection with the file, the
-  case and the key). A section whose dataclass has no required field may be omitted.
-- ``markers``: pytest markers every case of this kind carries (e.g. ``("training",)``);
-- ``case_id(case) -> str``: a readable id of one expanded case, e.g. ``eoc-w16-L8-s2.0``;
-- ``run(case, options) -> Outcome``: compute, compare with the reference, return checks.
-
-Kinds register themselves in :data:`harness.kinds.KINDS` (see ``harness/kinds/__init__.py``).
+- ``sections``: ``{section name: dataclass}``; each ``[case.<section>]`` table of a case of
+  this kind is validated against that dataclass by :mod:`harness.cases.schema` (unknown
+  keys, wrong types and impossible values fail with the file, the case and the key). A
+  section whose dataclass has no required field may be omitted;
+- ``markers``: pytest markers every case of this kind carries;
+- ``case_id(case)``: the readable part of a case id, e.g. ``eoc-w16-L8-s2``;
+- ``phase(case)``: ``ordered``, ``eoc``, ``chaotic`` or None;
+- ``validate(case)``: rules across sections, raising :class:`~harness.cases.schema.FieldError`;
+- ``run_module``: the module (torch allowed) whose ``run(case, options) -> KindOutcome``
+  computes, compares with the reference and returns the checks and the typed result. It is
+  imported only when a case of this kind runs, so collecting cases never imports torch.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Protocol
 
-import torch
+from harness.options import RunOptions
+from harness.records import Check, KindResult, Timing
 
 
 @dataclass
-class RunOptions:
-    """Session-wide settings that override a case's own (``None`` = keep the case's)."""
+class KindOutcome:
+    """What a kind's run returns: checks, the typed result and how it ran.
 
+    ``expected_failure``: set by a kind whose case asserts a claim that is known not to hold
+    in this regime (the reason states the measured numbers); the runner then records the
+    case as ``xfailed`` when a check fails and as ``xpassed`` (a failure) when all pass.
+    """
+
+    checks: list[Check] = field(default_factory=list)
+    result: KindResult | None = None
+    timing: Timing = field(default_factory=Timing)
+    implementation: str | None = None
     device: str | None = None
     dtype: str | None = None
-    implementation: str | None = None
-    cache_dir: Path | None = None
-    progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
-    memory_budget_bytes: int = 512 * 2**20
-
-
-@dataclass
-class Check:
-    """One verdict: what was compared, what was measured, what theory predicted."""
-
-    name: str
-    passed: bool
-    measured: float | None = None
-    measured_interval: tuple[float, float] | None = None
-    expected: str = ""
-    reference: float | None = None
-    detail: str = ""
-
-
-@dataclass
-class Outcome:
-    """Everything a case run produced; ``passed`` iff every check passed."""
-
-    parameters: dict[str, Any]
-    checks: list[Check]
-    measured: dict[str, Any] = field(default_factory=dict)
-    reference: dict[str, Any] = field(default_factory=dict)
-    timing: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    expected_failure: str | None = None
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
     def failed_checks(self) -> list[Check]:
-        return [check for check in self.checks if not check.passed]
+        return [c for c in self.checks if not c.passed]
 
 
-class Kind(Protocol):
-    name: str
-    sections: dict[str, type]
-    markers: tuple[str, ...]
+class Kind:
+    """Base of the kinds' specs (see the module docstring)."""
 
-    def case_id(self, case) -> str: ...
+    name: str = ""
+    sections: dict[str, type] = {}
+    markers: tuple[str, ...] = ()
+    run_module: str = ""
 
-    def run(self, case, options: RunOptions) -> Outcome: ...
+    def case_id(self, case) -> str:  # pragma: no cover - every kind overrides it
+        raise NotImplementedError
 
+    def phase(self, case) -> str | None:
+        return None
 
-def resolve_device(requested: str | None) -> torch.device:
-    """``auto``/None -> CUDA when available, else CPU; anything else as torch reads it."""
-    if requested in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} was requested but CUDA is not available")
-    return device
+    def validate(self, case) -> None:
+        return None
 
+    def implementation(self, case, options: RunOptions) -> str | None:
+        """The implementation the case will run (for messages such as a time-out)."""
+        return options.implementation or case.implementation
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}") from None
+    def run(self, case, options: RunOptions) -> KindOutcome:
+        return importlib.import_module(self.run_module).run(case, options)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable
@@ -54,6 +56,25 @@ def implementation_names() -> list[str]:
     return names
 
 
+def _import(module_name: str):
+    """Import ``module_name``; if its top-level package is not on the import path, look in the
+    current directory too (as ``python -m pytest`` and ``ntk-harness`` do), so that
+    ``--ntk-impl my_ntk:fn`` finds ``./my_ntk.py`` under a bare ``pytest`` as well."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        cwd = os.getcwd()
+        if exc.name not in (top, module_name) or cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            sys.path.remove(cwd)
+            raise
+
+
 def _load_path(spec: str, label: str) -> Callable:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -62,7 +83,7 @@ def _load_path(spec: str, label: str) -> Callable:
             "or an import path 'package.module:function'"
         )
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except Exception as exc:  # an import error inside the user's module is reported, not raised
         raise ImplementationError(f"NTK implementation {label!r}: cannot import module {module_name!r}: {exc}") from exc
     target = module

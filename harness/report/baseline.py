@@ -1,61 +1,71 @@
-"""Comparison with an earlier results.json (``--report-baseline OLD/results.json``).
+"""Comparison with an earlier results.json (``--ntk-report-baseline OLD/results.json``).
 
-Three questions, answered per case id (``nodeid``):
+Three questions, answered per case (node id):
 
 - which cases changed verdict (pass -> fail, fail -> pass), and which are new or gone;
-- which statistics moved beyond their intervals: a measured statistic with a 95% interval
-  in both runs (``measured.intervals`` of dispersion cases; ``measured.<name>_interval``,
-  e.g. the training ``relative_change_interval``) moved when the new value lies outside the
-  old interval or the old value outside the new one. With identical seeds and code the
-  values are identical; this flags real changes, not Monte Carlo noise of the same size;
-- which benchmarks got slower: same benchmark (``fullname``) in both, fastest round
-  slower by more than ``slowdown`` (default 10%) relative to the baseline.
+- which statistics changed. Each kind's result names its statistics with intervals
+  (:meth:`KindResult.statistics`). When both runs used the same seed the networks are the
+  same (paired comparison): any relative change beyond floating-point rounding
+  (:data:`ROUNDING`) is real and is listed with its size, however small. With different
+  seeds the comparison is unpaired: a statistic is listed when the new value lies outside
+  the old 95% interval or the old value outside the new one;
+- which benchmarks got slower: same benchmark (``fullname``) in both, fastest round slower
+  by more than ``slowdown`` (default 10%) relative to the baseline.
 """
 from __future__ import annotations
 
+import math
+
 from tabulate import tabulate
 
-from harness.report.formatting import as_float, interval, number, verdict
-from harness.report.records import record_key
+from harness.records.document import ResultsDocument
+from harness.records.format import fmt, fmt_interval, verdict
+
+#: Relative change that floating-point rounding can explain between two runs of the same
+#: code and seeds on different machines or thread counts (summation order).
+ROUNDING = 1e-9
 
 
-def _statistics(record: dict) -> dict[str, tuple[float, list]]:
-    measured = record.get("measured") or {}
-    found = {}
-    for name, bounds in (measured.get("intervals") or {}).items():
-        if name in measured and isinstance(bounds, list) and len(bounds) == 2:
-            found[name] = (as_float(measured[name]), [as_float(b) for b in bounds])
-    for key, bounds in measured.items():
-        if key.endswith("_interval") and isinstance(bounds, list) and len(bounds) == 2:
-            name = key[: -len("_interval")]
-            if name in measured:
-                found[name] = (as_float(measured[name]), [as_float(b) for b in bounds])
-    return found
+def _relative_change(new: float, old: float) -> float:
+    if new == old:
+        return 0.0
+    scale = max(abs(old), abs(new))
+    return abs(new - old) / scale if scale > 0 else math.inf
 
 
-def compare(new: dict, old: dict, slowdown: float = 0.10) -> dict:
+def compare(new: ResultsDocument, old: ResultsDocument, slowdown: float = 0.10) -> dict:
     """Differences between two results documents (new against old)."""
-    old_by = {record_key(r): r for r in old["records"]}
-    new_by = {record_key(r): r for r in new["records"]}
+    old_by = {r.key: r for r in old.records}
+    new_by = {r.key: r for r in new.records}
     verdicts, moved = [], []
     for key in sorted(set(old_by) & set(new_by)):
         a, b = old_by[key], new_by[key]
         if verdict(a) != verdict(b):
             verdicts.append({"case": key, "old": verdict(a), "new": verdict(b)})
-        old_stats, new_stats = _statistics(a), _statistics(b)
+        if a.result is None or b.result is None:
+            continue
+        paired = a.seed is not None and a.seed == b.seed
+        old_stats, new_stats = a.result.statistics(), b.result.statistics()
         for name in sorted(set(old_stats) & set(new_stats)):
-            (ov, oi), (nv, ni) = old_stats[name], new_stats[name]
-            outside_old = not (oi[0] <= nv <= oi[1])
-            outside_new = not (ni[0] <= ov <= ni[1])
-            if outside_old or outside_new:
-                moved.append({"case": key, "statistic": name, "old": ov, "old_interval": oi, "new": nv,
-                              "new_interval": ni})
-    old_bench = {b.get("fullname") or b.get("name"): b for b in old.get("benchmarks", [])}
+            o, n = old_stats[name], new_stats[name]
+            if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (o.value, n.value)):
+                continue
+            change = _relative_change(n.value, o.value)
+            if paired:
+                changed = change > ROUNDING
+            else:
+                changed = not (o.interval.low <= n.value <= o.interval.high) or not (
+                    n.interval.low <= o.value <= n.interval.high)
+            if changed:
+                moved.append({"case": key, "statistic": name, "paired": paired, "old": o.value,
+                              "old_interval": o.interval.to_record(), "new": n.value,
+                              "new_interval": n.interval.to_record(), "relative_change": change})
+    old_bench = {b.get("fullname") or b.get("name"): b for b in old.benchmarks}
     slower = []
-    for b in new.get("benchmarks", []):
+    for b in new.benchmarks:
         name = b.get("fullname") or b.get("name")
         if name in old_bench:
-            before, after = as_float(old_bench[name]["stats"].get("min")), as_float(b["stats"].get("min"))
+            before, after = float(old_bench[name]["stats"].get("min") or 0), float(b["stats"].get("min") or 0)
             if before > 0 and after / before > 1 + slowdown:
                 slower.append({"benchmark": name, "old_min": before, "new_min": after, "ratio": after / before})
     return {
@@ -65,8 +75,9 @@ def compare(new: dict, old: dict, slowdown: float = 0.10) -> dict:
         "missing_cases": sorted(set(old_by) - set(new_by)),
         "slower_benchmarks": sorted(slower, key=lambda s: -s["ratio"]),
         "slowdown_threshold": slowdown,
+        "rounding": ROUNDING,
         "compared_cases": len(set(old_by) & set(new_by)),
-        "compared_benchmarks": sum(1 for b in new.get("benchmarks", []) if (b.get("fullname") or b.get("name")) in old_bench),
+        "compared_benchmarks": sum(1 for b in new.benchmarks if (b.get("fullname") or b.get("name")) in old_bench),
     }
 
 
@@ -82,15 +93,18 @@ def markdown(comparison: dict, baseline_path: str) -> list[str]:
     else:
         lines += ["No case changed its verdict.", ""]
     if c["moved_statistics"]:
-        rows = [[m["case"], m["statistic"], f"{number(m['old'])} {interval(m['old_interval'])}",
-                 f"{number(m['new'])} {interval(m['new_interval'])}"] for m in c["moved_statistics"]]
-        lines += ["### Statistics that moved beyond their intervals", "",
-                  tabulate(rows, headers=["case", "statistic", "baseline [95% CI]", "now [95% CI]"], tablefmt="github",
-                           disable_numparse=True), ""]
+        rows = [[m["case"], m["statistic"], "same networks" if m["paired"] else "other networks",
+                 f"{fmt(m['old'])} {fmt_interval(m['old_interval'])}", f"{fmt(m['new'])} {fmt_interval(m['new_interval'])}",
+                 f"{m['relative_change']:.3g}"] for m in c["moved_statistics"]]
+        lines += ["### Statistics that changed", "",
+                  f"Same seed (same networks): any relative change above {c['rounding']:g} (floating-point "
+                  "rounding) is listed. Other seeds: a change beyond either run's 95% interval.", "",
+                  tabulate(rows, headers=["case", "statistic", "compared on", "baseline [95% CI]", "now [95% CI]",
+                                          "relative change"], tablefmt="github", disable_numparse=True), ""]
     else:
-        lines += ["No statistic moved beyond its 95% interval.", ""]
+        lines += ["No statistic changed (same seeds: beyond rounding; other seeds: beyond the 95% intervals).", ""]
     if c["slower_benchmarks"]:
-        rows = [[s["benchmark"], number(s["old_min"] * 1e3), number(s["new_min"] * 1e3), f"{s['ratio']:.3g}x"]
+        rows = [[s["benchmark"], fmt(s["old_min"] * 1e3), fmt(s["new_min"] * 1e3), f"{s['ratio']:.3g}x"]
                 for s in c["slower_benchmarks"]]
         lines += [f"### Benchmarks slower by more than {c['slowdown_threshold']:.0%}", "",
                   tabulate(rows, headers=["benchmark", "baseline min (ms)", "now min (ms)", "ratio"], tablefmt="github",

@@ -1,102 +1,34 @@
 """``report.md``: the run's tables (tabulate, GitHub markdown), grouped by kind and phase.
 
 Sections: the run (command, hosts, versions, wall time, pass counts), one table per
-(kind, phase) with measured values, their 95% intervals and what the reference predicted,
-the failed checks with their reasons, the figures, the implementation benchmarks, and the
-comparison with a baseline. Unknown kinds get a generic table (case, checks, verdict).
+(kind, phase) made by the kind's result type (:data:`harness.records.RESULT_TYPES`; this
+module knows none of their fields), the failed checks with their reasons, the expected
+failures with theirs, the figures, the implementation benchmarks, and the comparison with a
+baseline.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Callable
 
 from tabulate import tabulate
 
-from harness.report.formatting import as_float, interval, number, verdict, with_interval
+from harness.constants import PHASE_NAMES
+from harness.records import RESULT_TYPES, CaseRecord
+from harness.records.document import ResultsDocument
+from harness.records.format import fmt, fmt_with_interval, verdict
 
 PHASE_ORDER = {"ordered": 0, "eoc": 1, "chaotic": 2}
-PHASE_NAMES = {"ordered": "ordered phase", "eoc": "edge of chaos", "chaotic": "chaotic phase"}
 
 
 def _table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _check(record: dict, prefix: str) -> dict | None:
-    for check in record.get("checks") or []:
-        if check.get("name", "").startswith(prefix):
-            return check
-    return None
-
-
-def _dispersion_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["case", "n", "L", "λ = Σ1/n", "σ_w²", "bias", "S", "dispersion [95% CI]", "exact",
-               "accepted (exact law)", "asymptotic", "mean Θ(x,x) [95% CI]", "exact mean", "KS p", "verdict"]
-    rows = []
-    for r in records:
-        p, m, ref = r.get("parameters", {}), r.get("measured", {}), r.get("reference", {})
-        intervals = m.get("intervals", {})
-        exact = ref.get("exact", {})
-        accepted = (ref.get("acceptance") or {}).get("dispersion")
-        rows.append([
-            r["case"], number(r.get("width")), number(r.get("depth")), number(ref.get("depth_to_width", p.get("depth_to_width")), 3),
-            number(r.get("sigma_w2")), number(p.get("trainable_bias")), number(p.get("samples")),
-            with_interval(m.get("dispersion"), intervals.get("dispersion")), number(exact.get("dispersion")),
-            interval(accepted), number((ref.get("asymptotic") or {}).get("dispersion")),
-            with_interval(m.get("mean"), intervals.get("mean")), number(exact.get("mean")),
-            number(ref.get("goodness_of_fit_p"), 3), verdict(r),
-        ])
-    return headers, rows
-
-
-def _training_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["case", "n", "L", "σ_w²", "steps", "seeds", "relative change [95% CI]", "alignment",
-               "block ratio growth", "train loss", "test accuracy", "verdict"]
-    rows = []
-    for r in records:
-        p, m = r.get("parameters", {}), r.get("measured", {})
-        rows.append([
-            r["case"], number(r.get("width")), number(r.get("depth")), number(r.get("sigma_w2")),
-            number(p.get("steps")), number(p.get("seeds")),
-            with_interval(m.get("relative_change"), m.get("relative_change_interval")),
-            number(m.get("alignment")), number(m.get("block_ratio_growth")), number(m.get("train_loss")),
-            number(m.get("test_accuracy"), 3), verdict(r),
-        ])
-    return headers, rows
-
-
-def _agreement_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["case", "implementation", "dtype", "device", "checks passed", "max relative error", "rtol", "verdict"]
-    rows = []
-    for r in records:
-        p, m = r.get("parameters", {}), r.get("measured", {})
-        checks = r.get("checks") or []
-        rows.append([
-            r["case"], number(p.get("implementation")), number(p.get("dtype")), number(p.get("device")),
-            f"{sum(bool(c.get('passed')) for c in checks)}/{len(checks)}",
-            number(m.get("max_relative_error"), 3), number(p.get("rtol")), verdict(r),
-        ])
-    return headers, rows
-
-
-def _generic_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["case", "checks passed", "first failed check", "verdict"]
-    rows = []
-    for r in records:
-        checks = r.get("checks") or []
-        failed = next((c.get("name", "") for c in checks if not c.get("passed")), "")
-        rows.append([r["case"], f"{sum(bool(c.get('passed')) for c in checks)}/{len(checks)}", failed, verdict(r)])
-    return headers, rows
-
-
-ROWS: dict[str, Callable] = {"dispersion": _dispersion_rows, "training": _training_rows, "agreement": _agreement_rows}
-
-
-def grouped(records: list[dict]) -> dict[str, dict[str, list[dict]]]:
+def grouped(records: list[CaseRecord]) -> dict[str, dict[str, list[CaseRecord]]]:
     """``{kind: {phase: [records]}}``; records without a phase fall under ``"-"``."""
-    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[str, list[CaseRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        groups[record.get("kind") or "error"][record.get("phase") or "-"].append(record)
+        groups[record.kind][record.phase or "-"].append(record)
     return groups
 
 
@@ -104,74 +36,98 @@ def _phase_sorted(phases):
     return sorted(phases, key=lambda p: (PHASE_ORDER.get(p, 9), p))
 
 
-def _sort_key(record: dict):
-    return (str(record.get("case", "")).split("[")[0], as_float(record.get("sigma_w2")), as_float(record.get("width")),
-            as_float(record.get("depth")), record.get("case", ""))
+def _counts(records) -> Counter:
+    return Counter(verdict(r) for r in records)
 
 
-def run_section(document: dict) -> list[str]:
-    records = document["records"]
-    counts = Counter(verdict(r) for r in records)
+def run_section(document: ResultsDocument) -> list[str]:
+    records = document.records
+    counts = _counts(records)
     lines = ["## The run", ""]
-    if not document.get("complete", True):
+    if not document.complete:
         lines += ["**The run was interrupted: this report covers the cases that finished.**", ""]
     rows = []
-    for session in document.get("sessions", []):
+    for session in document.sessions:
         env = session.get("environment", {})
         rows.append([
             session.get("started", ""), f"`{' '.join(session.get('command', []))}`", session.get("shard") or "",
-            number(session.get("workers")), number(session.get("wall_seconds"), 4), env.get("hostname", ""),
+            fmt(session.get("workers")), fmt(session.get("wall_seconds"), 4), env.get("hostname", ""),
             f"torch {env.get('torch')}, numpy {env.get('numpy')}, ntk-harness {env.get('ntk-harness')}",
         ])
     if rows:
         lines += [_table(rows, ["started (UTC)", "command", "shard", "workers", "wall time (s)", "host", "versions"]), ""]
-    devices = sorted({str(r.get("device")) for r in records if r.get("device")})
-    lines.append(
-        f"{len(records)} cases: {counts.get('pass', 0)} passed, {counts.get('FAIL', 0)} failed"
-        + (f", {counts['ERROR']} errors" if counts.get("ERROR") else "")
-        + (f"; devices: {', '.join(devices)}" if devices else "") + ".")
+    devices = sorted({str(r.device) for r in records if r.device})
+    parts = [f"{counts.get('pass', 0)} passed", f"{counts.get('FAIL', 0)} failed"]
+    for key, word in (("ERROR", "errors"), ("xfail", "expected failures"), ("XPASS", "unexpected passes")):
+        if counts.get(key):
+            parts.append(f"{counts[key]} {word}")
+    lines.append(f"{len(records)} cases: {', '.join(parts)}" + (f"; devices: {', '.join(devices)}" if devices else "")
+                 + ".")
     lines.append("")
     summary = []
     for kind, phases in sorted(grouped(records).items()):
         for phase in _phase_sorted(phases):
             group = phases[phase]
-            c = Counter(verdict(r) for r in group)
-            seconds = sum(as_float(r.get("wall_seconds")) for r in group if r.get("wall_seconds") is not None)
-            summary.append([kind, phase, len(group), c.get("pass", 0), c.get("FAIL", 0) + c.get("ERROR", 0),
-                            number(seconds, 4)])
+            c = _counts(group)
+            seconds = sum(r.wall_seconds or r.timing.total_seconds for r in group)
+            summary.append([kind, phase, len(group), c.get("pass", 0) + c.get("xfail", 0),
+                            c.get("FAIL", 0) + c.get("ERROR", 0) + c.get("XPASS", 0), fmt(seconds, 4)])
     if summary:
-        lines += [_table(summary, ["kind", "phase", "cases", "passed", "failed", "case time (s)"]), ""]
+        lines += [_table(summary, ["kind", "phase", "cases", "passed (incl. expected failures)", "failed",
+                                   "case time (s)"]), ""]
     return lines
 
 
-def cases_section(records: list[dict]) -> list[str]:
+def _generic_rows(records) -> tuple[list[str], list[list[str]]]:
+    headers = ["case", "checks passed", "first failed check", "verdict"]
+    rows = []
+    for r in records:
+        failed = next((c.name for c in r.checks if not c.passed), r.error or "")
+        rows.append([r.case, f"{sum(c.passed for c in r.checks)}/{len(r.checks)}", failed, verdict(r)])
+    return headers, rows
+
+
+def cases_section(records: list[CaseRecord]) -> list[str]:
     lines = []
     for kind, phases in sorted(grouped(records).items()):
         lines += [f"## {kind} cases", ""]
-        rows_of = ROWS.get(kind, _generic_rows)
+        result_type = RESULT_TYPES.get(kind)
         for phase in _phase_sorted(phases):
-            group = sorted(phases[phase], key=_sort_key)
+            group = sorted(phases[phase], key=lambda r: r.case)
             if phase != "-":
                 lines += [f"### {PHASE_NAMES.get(phase, phase)}", ""]
-            headers, rows = rows_of(group)
-            lines += [_table(rows, headers), ""]
+            with_result = [r for r in group if r.result is not None]
+            without = [r for r in group if r.result is None]
+            if result_type is not None and with_result:
+                headers, rows = result_type.table(with_result)
+                lines += [_table(rows, headers), ""]
+            if without:
+                headers, rows = _generic_rows(without)
+                lines += [_table(rows, headers), ""]
     return lines
 
 
-def failures_section(records: list[dict]) -> list[str]:
-    lines = []
-    for r in sorted(records, key=lambda r: r.get("nodeid") or r["case"]):
-        if r.get("outcome") == "error":
-            message = r.get("error_message") or ((r.get("error") or "").strip().splitlines() or [""])[-1]
-            lines.append(f"- `{r.get('nodeid') or r['case']}`: error in {r.get('when', 'call')}: {message}")
+def failures_section(records: list[CaseRecord]) -> list[str]:
+    lines, expected = [], []
+    for r in sorted(records, key=lambda r: r.key):
+        if r.outcome == "error":
+            lines.append(f"- `{r.key}`: could not run: {r.error}")
             continue
-        for c in r.get("checks") or []:
-            if not c.get("passed"):
-                detail = f" — {c['detail']}" if c.get("detail") else ""
-                lines.append(
-                    f"- `{r['case']}`: {c.get('name')}: measured {with_interval(c.get('measured'), c.get('measured_interval'))}, "
-                    f"accepted {c.get('expected', '')}{detail}")
-    return (["## Failed checks and errors", ""] + lines + [""]) if lines else []
+        target = expected if r.outcome == "xfailed" else lines
+        for c in r.checks:
+            if not c.passed:
+                detail = f" — {c.detail}" if c.detail else ""
+                target.append(f"- `{r.case}`: {c.name}: measured {fmt_with_interval(c.measured, c.measured_interval)}, "
+                              f"accepted {c.expected}{detail}")
+        if r.outcome == "xpassed":
+            lines.append(f"- `{r.case}`: expected to fail ({r.expected_failure}) but every check passed")
+    out = (["## Failed checks and errors", ""] + lines + [""]) if lines else []
+    reasons = [f"- `{r.case}`: {r.expected_failure}" for r in sorted(records, key=lambda r: r.key)
+               if r.outcome == "xfailed"]
+    if reasons:
+        out += ["## Expected failures (claims measured not to hold here)", "", *reasons, "",
+                "The failing checks behind them:", "", *expected, ""]
+    return out
 
 
 def benchmarks_section(benchmarks: list[dict]) -> list[str]:
@@ -182,28 +138,34 @@ def benchmarks_section(benchmarks: list[dict]) -> list[str]:
         by_group[b.get("group") or "-"].append(b)
     rows = []
     for group in sorted(by_group):
-        entries = sorted(by_group[group], key=lambda b: as_float(b["stats"].get("min")))
-        fastest = as_float(entries[0]["stats"].get("min"))
+        entries = sorted(by_group[group], key=lambda b: float(b["stats"].get("min") or 0))
+        fastest = float(entries[0]["stats"].get("min") or 0)
         for b in entries:
             s = b["stats"]
-            rows.append([group, b.get("name", ""), number(as_float(s.get("min")) * 1e3), number(as_float(s.get("mean")) * 1e3),
-                         number(as_float(s.get("stddev")) * 1e3, 3), number(s.get("rounds")),
-                         f"{as_float(s.get('min')) / fastest:.3g}x" if fastest > 0 else ""])
+            extra = b.get("extra_info") or {}
+            memory = extra.get("peak_memory_mib") or extra.get("peak_rss_mib")
+            rows.append([group, b.get("name", ""), fmt(float(s.get("min")) * 1e3), fmt(float(s.get("mean")) * 1e3),
+                         fmt(float(s.get("stddev") or 0) * 1e3, 3), fmt(s.get("rounds")),
+                         f"{float(s.get('min')) / fastest:.3g}x" if fastest > 0 else "", fmt(memory)])
     return ["## Implementation benchmarks (pytest-benchmark)", "",
             "Fastest round (least disturbed by other load), mean and standard deviation in milliseconds; "
-            "the last column is the time relative to the fastest entry of the group.", "",
-            _table(rows, ["group", "benchmark", "min (ms)", "mean (ms)", "stddev (ms)", "rounds", "vs fastest"]), ""]
+            "\"vs fastest\" is the time relative to the fastest entry of the group; peak memory where the "
+            "benchmark measured it (MiB).", "",
+            _table(rows, ["group", "benchmark", "min (ms)", "mean (ms)", "stddev (ms)", "rounds", "vs fastest",
+                          "peak memory (MiB)"]), ""]
 
 
-def render(document: dict, figures: list[tuple[str, str]], skipped: list[str], comparison_lines: list[str],
-           title: str = "ntk-harness report") -> str:
+def render(document: ResultsDocument, figures: list[tuple[str, str]], skipped: list[str],
+           comparison_lines: list[str], title: str = "ntk-harness report") -> str:
     """The whole report.md. ``figures``: (file name, caption); ``skipped``: why a figure is absent."""
-    records = document["records"]
+    records = document.records
     lines = [f"# {title}", "",
              "Measured NTK statistics against finite-width theory (Seleznova & Kutyniok, ICML 2022). "
-             "Intervals are 95% (bootstrap or t) intervals of the measured statistic; \"accepted\" is the "
-             "calibrated acceptance interval of the exact finite-width law at the case's share of its "
-             "false-alarm rate. The machine-readable records are in `results.json`.", ""]
+             "Intervals in brackets are 95% confidence intervals of the measured statistic (Student t for means, "
+             "percentile bootstrap otherwise); \"accepted\" is the calibrated acceptance interval of the exact "
+             "finite-width law at the case's share of its false-alarm rate: a correct NTK lands outside it with "
+             "at most that probability. \"detectable scale c\": the factors c < 1 and c > 1 at which a kernel "
+             "scaled by c is caught with probability 0.9. The machine-readable records are in `results.json`.", ""]
     lines += run_section(document)
     lines += cases_section(records)
     lines += failures_section(records)
@@ -215,6 +177,6 @@ def render(document: dict, figures: list[tuple[str, str]], skipped: list[str], c
             lines.append(f"- not drawn: {reason}")
         if skipped:
             lines.append("")
-    lines += benchmarks_section(document.get("benchmarks", []))
+    lines += benchmarks_section(document.benchmarks)
     lines += comparison_lines
     return "\n".join(lines).rstrip() + "\n"

@@ -4,7 +4,7 @@
 - :mod:`harness.training.loop`       stacked training of S seeded networks, divergence detection;
 - :mod:`harness.training.probe`      the probe-set NTK, chunked to a memory budget;
 - :mod:`harness.training.metrics`    relative change, alignment, eigenvalues, block ratio, fits;
-- :mod:`harness.training.experiment` one architecture trained over seeds, measured per checkpoint.
+- :mod:`harness.training.experiment` one architecture trained over networks, measured per checkpoint.
 
 The kind that turns these into verdicts is :mod:`harness.kinds.training`.
 """

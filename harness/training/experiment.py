@@ -1,4 +1,4 @@
-"""One training experiment: train S seeded networks of one architecture, measure their NTK.
+"""One training experiment: train S networks of one architecture, measure their NTK.
 
 :func:`run_experiment` initializes networks ``0..S-1`` of the run seeded ``seed``
 (:func:`harness.networks.init_parameters`), trains them together (:mod:`harness.training.loop`)
@@ -56,7 +56,7 @@ class ExperimentResult:
     probe_ntk: dict = field(default_factory=dict)
 
     def final(self, quantity: str) -> list[float]:
-        """Quantity at the last checkpoint, one value per seed."""
+        """Quantity at the last checkpoint, one value per network."""
         return self.series[quantity][-1]
 
 
@@ -65,7 +65,7 @@ def run_experiment(
     dataset: Dataset,
     config: TrainingConfig,
     *,
-    seeds: int,
+    networks: int,
     seed: int,
     implementation: Callable,
     memory_budget_bytes: int,
@@ -73,10 +73,10 @@ def run_experiment(
     dtype: torch.dtype,
     eigenvalues: int = 5,
 ) -> ExperimentResult:
-    """Train ``seeds`` networks of ``architecture`` on ``dataset`` and measure their probe NTK."""
+    """Train ``networks`` networks of ``architecture`` on ``dataset`` and measure their probe NTK."""
     started = time.perf_counter()
     f = MLP(architecture)
-    params = init_parameters(architecture, seed, range(seeds), dtype=dtype, device=device)
+    params = init_parameters(architecture, seed, range(networks), dtype=dtype, device=device)
 
     def tensor(a, kind=dtype):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=kind, device=device)
@@ -96,7 +96,7 @@ def run_experiment(
         t0 = time.perf_counter()
         row = {q: [] for q in QUANTITIES if q not in ("train_loss", "test_loss", "test_accuracy")}
         eig_row = []
-        for s in range(seeds):
+        for s in range(networks):
             full = probe_ntk(implementation, f, unstack(stacked, s), x_probe, architecture.output_dim,
                              memory_budget_bytes)
             trace = output_trace(full)

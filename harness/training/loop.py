@@ -36,8 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-OPTIMIZERS = ("sgd", "adam")
-LOSSES = ("mse", "cross_entropy")
+from harness.constants import LOSSES, OPTIMIZERS
 
 
 class DivergenceError(RuntimeError):
@@ -195,13 +194,3 @@ def _check_finite(losses: torch.Tensor, step: int, config: TrainingConfig, what:
         network = int((~finite).nonzero()[0, 0])
         raise DivergenceError(step, config.learning_rate, config.optimizer, network,
                               f"{what} {config.loss}", float(losses[network].detach()))
-
-
-def checkpoint_steps(steps: int, checkpoints: Sequence[int] | None, count: int = 5) -> tuple[int, ...]:
-    """The given checkpoints, or ``count`` steps evenly spaced from 0 to ``steps``; 0 and ``steps`` always included."""
-    if checkpoints:
-        chosen = set(int(t) for t in checkpoints)
-    else:
-        chosen = set(int(round(t)) for t in np.linspace(0, steps, count))
-    chosen |= {0, steps}
-    return tuple(sorted(chosen))

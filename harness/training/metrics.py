@@ -1,4 +1,4 @@
-"""How much an NTK moved during training, and statistics over seeds.
+"""How much an NTK moved during training, and statistics over networks.
 
 NTK comparisons (``theta_t`` the NTK after t steps, ``theta_0`` at initialization; any shape,
 compared entrywise, so both the output-trace [N, N] and the full [N, N, O, O] NTK work):
@@ -13,7 +13,7 @@ compared entrywise, so both the output-trace [N, N] and the full [N, N, O, O] NT
 
 Statistics (numpy/scipy, no torch):
 
-- :func:`mean_interval` the mean over seeds with its Student-t confidence interval;
+- :func:`mean_interval` the mean over networks with its Student-t confidence interval;
 - :func:`least_squares_fit` / :func:`power_law_fit` a straight-line fit (of log y on log x for
   the power law) by ordinary least squares over all (seed, x) points, with the t-interval of
   the slope on n - 2 degrees of freedom.
@@ -26,6 +26,9 @@ from typing import Sequence
 
 import numpy as np
 from scipy import stats
+
+from harness.records import Estimate
+from harness.statistics import t_interval
 
 
 def _flat(theta) -> np.ndarray:
@@ -83,33 +86,19 @@ def block_ratio(theta, labels: Sequence[int]) -> float:
     return float(m[within].mean() / m[between].mean())
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over seeds with its two-sided confidence interval at ``confidence``."""
-
-    mean: float
-    low: float
-    high: float
-    confidence: float
-    count: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}] ({self.confidence:.0%} CI, {self.count} seeds)"
-
-
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:
-    """Mean of ``values`` with the Student-t interval ``mean +- t_{(1+c)/2, n-1} s / sqrt(n)``.
-
-    With one value the interval is unbounded (no spread to estimate).
-    """
+    """Mean of ``values`` with the Student-t interval ``mean +- t_{(1+c)/2, n-1} s / sqrt(n)``
+    (:func:`harness.statistics.t_interval`; unbounded for one value)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         raise ValueError("mean_interval needs at least one value")
-    mean = float(v.mean())
-    if v.size == 1:
-        return Estimate(mean, -math.inf, math.inf, confidence, 1)
-    half = float(stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return Estimate(mean, mean - half, mean + half, confidence, int(v.size))
+    return Estimate(float(v.mean()), t_interval(v, confidence), confidence)
+
+
+def describe(estimate: Estimate, count: int) -> str:
+    """``mean [low, high] (95% CI, n networks)``."""
+    return (f"{estimate.value:.4g} [{estimate.interval.low:.4g}, {estimate.interval.high:.4g}] "
+            f"({estimate.confidence:.0%} CI, {count} networks)")
 
 
 @dataclass(frozen=True)

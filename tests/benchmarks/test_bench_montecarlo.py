@@ -14,7 +14,12 @@ Three benchmarks in one group, so pytest-benchmark prints their ratios side by s
   issue states it;
 - ``weight-draws-parallel``: the same draws split over the intra-op threads, as the runner
   does them (each network has its own generator, so networks draw independently): the
-  floor on this machine's cores.
+  floor on this machine's cores;
+- ``user-path-<implementation>``: the whole path a user's ``pytest cases`` or
+  ``ntk-harness run`` takes: :func:`harness.runner.run_case` on an in-memory dispersion case
+  of the same size (the exact-law mean check, calibration cached after the warm-up round),
+  with ``extra_info["ntk_ms_per_network"]`` the Monte Carlo part of it (the record's
+  ``timing.ntk_seconds`` per network).
 
 ``extra_info`` records the time per network, the FLOP estimate (8 P flops per input and
 network: forward 2P, reverse 4P, contraction 2P), the achieved GFLOP/s and the peak
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import os
 import resource
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +136,34 @@ def test_runner(benchmark, device):
     _finish(benchmark)
     # Theta(x, x) >= 1 with trainable biases (the readout bias alone contributes 1)
     assert result.row.shape == (SAMPLES, 1) and np.all(result.diagonal >= 1.0)
+
+
+def _user_case(implementation: str, device: str):
+    from harness.cases.schema import assign_ids, expand_case
+    from harness.kinds import KINDS
+
+    raw = {"name": "bench", "kind": "dispersion", "implementation": implementation,
+           "network": {"width": WIDTH, "depth": DEPTH, "sigma_w2": 2.0},
+           "sampling": {"networks": SAMPLES, "seed": 0, "device": device},
+           "expect": {"reference": ["exact"], "statistics": ["mean"], "goodness_of_fit": False}}
+    return assign_ids(expand_case(raw, Path("<benchmark>"), 0, KINDS), KINDS)[0]
+
+
+@pytest.mark.parametrize("implementation", ["jacobian", "structured"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_user_path(benchmark, device, implementation, tmp_path):
+    from harness.options import RunOptions
+    from harness.runner import run_case
+
+    benchmark.group = f"montecarlo-w{WIDTH}-L{DEPTH}-S{SAMPLES}-{device}"
+    _record(benchmark, f"user-path-{implementation}", device)
+    case, options = _user_case(implementation, device), RunOptions(cache_dir=tmp_path)
+    records = []
+    benchmark.pedantic(lambda: records.append(run_case(case, options)), rounds=3, warmup_rounds=1)
+    _finish(benchmark)
+    record = records[-1]
+    assert record.outcome == "passed", [(c.name, c.detail) for c in record.failed_checks]
+    benchmark.extra_info["ntk_ms_per_network"] = 1e3 * record.timing.ntk_seconds / SAMPLES
 
 
 @pytest.mark.parametrize("device", DEVICES)

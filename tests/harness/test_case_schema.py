@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.schema import CaseError, is_case_file, load_case_file
+from harness.cases.schema import CaseError, FieldError, is_case_file
+from harness.cases.schema import load_case_file as _load
 from harness.kinds import KINDS
+
+
+def load_case_file(path):
+    return _load(path, KINDS)
 
 GOOD = """
 [[case]]
@@ -23,7 +28,7 @@ sigma_w2 = [1.0, 2.0, 3.0]
 inner_products = [1.0, 0.5]
 
 [case.sampling]
-samples = 10
+networks = 10
 """
 
 
@@ -46,9 +51,10 @@ def test_sweeps_expand_to_the_cartesian_product_with_readable_ids(tmp_path):
 
 
 def test_a_list_of_lists_sweeps_a_list_valued_key(tmp_path):
-    text = GOOD.replace("width = 8\ndepth = [2, 4]", "widths = [[8, 8], [8, 16, 8]]")
+    text = GOOD.replace("width = 8\ndepth = [2, 4]", "hidden_widths = [[8, 8], [8, 16, 8]]")
     cases = load_case_file(write(tmp_path, text))
-    assert [c.sections["network"].hidden_widths for c in cases[::3]] == [(8, 8), (8, 16, 8)]
+    assert [c.sections["network"].architecture().hidden_widths for c in cases[::3]] == [(8, 8), (8, 16, 8)]
+    assert [c.id for c in cases[::3]] == ["demo[ordered-w8-L2-s1]", "demo[ordered-w8-16-L3-s1]"]
 
 
 @pytest.mark.parametrize(
@@ -57,8 +63,11 @@ def test_a_list_of_lists_sweeps_a_list_valued_key(tmp_path):
         ("width = 8", "width = 0", "network.width", "expected a value >= 1, got 0"),
         ("width = 8", 'width = "8"', "network.width", "expected an integer, got string '8'"),
         ("width = 8", "width = 8\nsigma_b2 = -0.5", "network.sigma_b2", "expected a value >= 0, got -0.5"),
-        ("samples = 10", "samples = 1", "sampling.samples", "expected a value >= 2, got 1"),
-        ("samples = 10", "samples = 10\nsamplez = 3", "sampling.samplez", "unknown key; expected one of"),
+        ("networks = 10", "networks = 1", "sampling.networks", "expected a value >= 2, got 1"),
+        ("networks = 10", "networks = 10\nnetworkz = 3", "sampling.networkz", "unknown key; expected one of"),
+        ("width = 8", "width = 8\nsigma_b2 = inf", "network.sigma_b2", "expected a finite number, got inf"),
+        ("width = 8", "width = 8\nsigma_b2 = nan", "network.sigma_b2", "expected a finite number, got nan"),
+        ("sigma_w2 = [1.0, 2.0, 3.0]", "sigma_w2 = inf", "network.sigma_w2", "expected a finite number"),
         ("width = 8", "width = 8\nactivation = \"gelu\"", "network.activation", "expected one of 'relu'"),
         ("sigma_w2 = [1.0, 2.0, 3.0]", "sigma_w2 = [1.0, -2.0]", "network.sigma_w2", "expected a value > 0"),
         ("sigma_w2 = [1.0, 2.0, 3.0]", "", "network.sigma_w2", "required key is missing"),
@@ -110,5 +119,27 @@ def test_invalid_toml_and_missing_cases_are_reported(tmp_path):
 def test_case_files_are_recognised_by_their_case_tables(tmp_path):
     assert is_case_file(write(tmp_path, GOOD))
     assert not is_case_file(write(tmp_path, "[tool.x]\na = 1", name="other.toml"))
-    assert not is_case_file(write(tmp_path, GOOD, name="pyproject.toml"))
-    assert is_case_file(write(tmp_path, "[[case]\n", name="broken.toml"))  # so its error is shown
+    # another project's files: [[case]] tables without a kind, broken TOML without case tables
+    assert not is_case_file(write(tmp_path, '[[case]]\nname = "x"\nwidth = 3', name="config.toml"))
+    assert not is_case_file(write(tmp_path, "[tool\n", name="broken_other.toml"))
+    # a broken case file is still recognized, so that its error is shown
+    assert is_case_file(write(tmp_path, '[[case]\nkind = "dispersion"\n', name="broken.toml"))
+
+
+def test_field_errors_carry_the_key_and_the_reason():
+    error = FieldError("network.width", "expected a value >= 1, got 0")
+    assert (error.key, error.reason) == ("network.width", "expected a value >= 1, got 0")
+    assert str(error) == "network.width: expected a value >= 1, got 0"
+
+
+def test_huge_sizes_are_refused_without_allocating(tmp_path):
+    text = GOOD.replace("width = 8", "width = 100000").replace("depth = [2, 4]", "depth = 100")
+    cases = load_case_file(write(tmp_path, text))   # validation builds no inputs and no network
+    assert cases[0].sections["network"].architecture().parameter_count() > 10**11
+
+
+def test_ids_are_unique_within_a_file(tmp_path):
+    text = GOOD + GOOD.replace('name = "demo"', 'name = "demo"')
+    cases = load_case_file(write(tmp_path, text))
+    assert len({c.id for c in cases}) == len(cases) == 12
+    assert cases[6].id == "demo[ordered-w8-L2-s1-2]"

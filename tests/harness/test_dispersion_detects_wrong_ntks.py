@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.schema import load_case_file
+from harness.kinds import load_cases as load_case_file
 from harness.kinds import KINDS
-from harness.kinds.base import RunOptions
+from harness.options import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def test_correct_implementations_pass(eoc_case, implementation, tmp_path):
 def test_a_missing_parameter_group_fails_the_exact_law(eoc_case, broken, tmp_path):
     outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation=f"tests.ntk.broken:{broken}", cache_dir=tmp_path))
     failed = {c.name for c in outcome.failed_checks}
-    assert "samples follow the exact law (KS)" in failed or "mean in calibrated interval (exact law)" in failed, failed
+    assert any("exact law" in name for name in failed), failed
 
 
 def test_an_all_nan_kernel_fails_the_finite_check_without_crashing(tmp_path):

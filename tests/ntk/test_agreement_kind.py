@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.schema import load_case_file
+from harness.kinds import load_cases as load_case_file
 from harness.kinds.agreement import KIND
-from harness.kinds.base import RunOptions
+from harness.options import RunOptions
 from harness.ntk.registry import BUILTINS
 from tests.ntk.broken import BROKEN
 
@@ -22,7 +22,7 @@ CASE_DIR = ROOT / "cases" / "agreement"
 def _quick_cases():
     cases = []
     for path in sorted(CASE_DIR.glob("*.toml")):
-        cases += [c for c in load_case_file(path, kinds={"agreement": KIND}) if "quick" in c.markers]
+        cases += [c for c in load_case_file(path) if "quick" in c.markers]
     return cases
 
 
@@ -51,7 +51,7 @@ def test_builtins_pass_every_quick_case(name):
         assert outcome.passed, f"{name} on {KIND.case_id(case)}: {_messages(outcome)}"
         names = {c.name for c in outcome.checks}
         assert {"agrees with jacobian", "symmetric", "positive semi-definite", "fresh parameters"} <= names
-        assert outcome.measured["max_relative_error"] <= outcome.parameters["rtol"]
+        assert outcome.result.max_relative_error <= outcome.result.rtol
 
 
 @pytest.mark.parametrize("broken", sorted(BROKEN))
@@ -125,7 +125,7 @@ def test_invalid_agreement_section_names_the_key(tmp_path, table, key):
     path.write_text(f'[[case]]\nname = "bad"\nkind = "agreement"\n[case.network]\nsigma_w2 = 2.0\n'
                     f"depth = 2\nwidth = 4\n[case.agreement]\n{table}\n")
     with pytest.raises(CaseError) as info:
-        load_case_file(path, kinds={"agreement": KIND})
+        load_case_file(path)
     assert key in str(info.value) and "bad.toml" in str(info.value)
 
 
@@ -133,8 +133,8 @@ def test_case_level_implementation_is_used_and_ntk_impl_overrides_it(tmp_path):
     path = tmp_path / "pinned.toml"
     path.write_text('[[case]]\nname = "pinned"\nkind = "agreement"\nimplementation = "tests.ntk.broken:scaled"\n'
                     "[case.network]\nsigma_w2 = 2.0\ndepth = 2\nwidth = 6\n[case.agreement]\nnetworks = 2\n")
-    (case,) = load_case_file(path, kinds={"agreement": KIND})
+    (case,) = load_case_file(path)
     pinned = KIND.run(case, RunOptions(device="cpu"))
-    assert not pinned.passed and pinned.parameters["implementation"] == "tests.ntk.broken:scaled"
+    assert not pinned.passed and pinned.implementation == "tests.ntk.broken:scaled"
     overridden = KIND.run(case, RunOptions(device="cpu", implementation="structured"))
-    assert overridden.passed and overridden.parameters["implementation"] == "structured"
+    assert overridden.passed and overridden.implementation == "structured"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.kinds.agreement import KIND
-from harness.kinds.base import RunOptions
+from harness.options import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 

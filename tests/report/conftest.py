@@ -24,7 +24,7 @@ CASES = textwrap.dedent("""
     inner_products = [1.0, 0.5, 0.0]
 
     [case.sampling]
-    samples = 50
+    networks = 50
     seed = 7
 
     [case.expect]
@@ -66,5 +66,16 @@ def serial_run(case_dir, interval_cache):
     (case_dir / "test_tiny_bench.py").write_text(
         "def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
     result = run_pytest(case_dir, "small.toml", "test_tiny_bench.py", "--benchmark-max-time=0.01",
-                        "--benchmark-min-rounds=3", "--report-dir", "serial", cache=interval_cache)
-    return result, case_dir / "serial"
+                        "--benchmark-min-rounds=3", "--ntk-report-dir", "serial", cache=interval_cache)
+    return result, latest_run(case_dir / "serial")
+
+
+def latest_run(directory: Path) -> Path:
+    """The run directory ``directory/latest`` points to (the last complete run)."""
+    return (directory / "latest").resolve()
+
+
+def only_run(directory: Path) -> Path:
+    """The one run directory under ``directory/runs`` (complete or not)."""
+    (run,) = sorted((directory / "runs").iterdir())
+    return run

@@ -1,18 +1,29 @@
-"""End to end: pytest --report-dir (serial, xdist, shards), bad input at start, interruption."""
+"""End to end: pytest --ntk-report-dir (serial, xdist, shards), bad input at start, and the
+scenarios in which results used to be lost, with signals sent to real subprocesses."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from harness.report import records
-from tests.report.conftest import run_pytest
+from harness.records import document as records
+from tests.report.conftest import CASES, latest_run, only_run, run_pytest
 
 
-def _records(path: Path) -> dict[str, dict]:
-    return {r["nodeid"]: r for r in records.load(path)["records"]}
+def _records(path: Path) -> dict:
+    return {r.nodeid: r.to_record() for r in records.load(path).records}
+
+
+def _determined(record: dict) -> dict:
+    return {key: record[key] for key in records.DETERMINED}
 
 
 def _report_cli(*argv: str) -> int:
@@ -27,62 +38,63 @@ def test_serial_report_has_records_tables_figures_and_benchmarks(serial_run):
     result, directory = serial_run
     assert result.returncode == 0, result.stdout + result.stderr
     document = records.load(directory / "results.json")
-    assert document["complete"] is True
-    cases = document["records"]
-    assert sorted(r["phase"] for r in cases) == ["chaotic", "eoc", "ordered"]
+    assert document.complete is True
+    cases = document.records
+    assert sorted(r.phase for r in cases) == ["chaotic", "eoc", "ordered"]
     for record in cases:
-        assert record["kind"] == "dispersion" and record["width"] == 8 and record["depth"] == 3
-        assert record["seed"] == 7 and record["samples"] == 50 and record["implementation"] == "jacobian"
-        assert record["device"] == "cpu" and record["dtype"] in ("float64", "float32")
-        assert record["environment"]["torch"] and record["environment"]["ntk-harness"]
-        assert record["wall_seconds"] > 0
-        measured = record["measured"]
-        low, high = measured["intervals"]["dispersion"]
-        assert low <= measured["dispersion"] <= high
-        assert [round(c["cosine"], 9) for c in measured["off_diagonal"]] == [1.0, 0.5, 0.0]  # c = 1 is x0 itself
-        assert record["reference"]["exact"]["dispersion"] > 1
-    session = document["sessions"][0]
-    assert "--report-dir" in session["command"] and session["exitstatus"] == 0
-    assert [b["name"] for b in document["benchmarks"]] == ["test_sum"]
-    assert document["benchmarks"][0]["stats"]["rounds"] >= 3
+        assert record.kind == "dispersion" and record.result.architecture.hidden_widths == (8, 8, 8)
+        assert record.seed == 7 and record.result.networks == 50 and record.implementation == "jacobian"
+        assert record.device == "cpu" and record.dtype in ("float64", "float32")
+        assert record.environment["torch"] and record.environment["ntk-harness"]
+        assert record.wall_seconds > 0
+        dispersion = record.result.diagonal.statistics["dispersion"]
+        assert dispersion.interval.low <= dispersion.value <= dispersion.interval.high
+        assert [round(e.cosine, 9) for e in record.result.entries] == [1.0, 0.5, 0.0]  # c = 1 is x0 itself
+        assert record.result.diagonal.exact_dispersion > 1
+    session = document.sessions[0]
+    assert "--ntk-report-dir" in session["command"] and session["exitstatus"] == 0
+    assert [b["name"] for b in document.benchmarks] == ["test_sum"]
+    assert document.benchmarks[0]["stats"]["rounds"] >= 3
     report = (directory / "report.md").read_text()
     for heading in ("## The run", "## dispersion cases", "### ordered phase", "### edge of chaos", "### chaotic phase",
                     "## Implementation benchmarks", "![", "dispersion_vs_depth.png"):
         assert heading in report
+    assert "record[" not in report and "extra" not in report   # speaks to readers, not to the code
     # each case row shows the measured dispersion with its interval and the exact value
     for record in cases:
-        row = next(line for line in report.splitlines() if line.startswith(f"| {record['case']} "))
-        assert f"{record['measured']['dispersion']:.4g} [" in row
-        assert f"{record['reference']['exact']['dispersion']:.4g}" in row
+        row = next(line for line in report.splitlines() if line.startswith(f"| {record.case} "))
+        assert f"{record.result.diagonal.value('dispersion'):.4g} [" in row
+        assert f"{record.result.diagonal.exact_dispersion:.4g}" in row
     for name in ("dispersion_vs_depth.png", "dispersion_vs_correlation.png", "benchmarks.png"):
         assert (directory / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ntk-harness report: 3 cases" in result.stdout
-    leftovers = [p.name for p in directory.parent.iterdir() if p.name.startswith(".serial.")]
+    leftovers = [p.name for p in directory.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+    assert (directory.parent.parent / "index.md").read_text().count("| [`") == 1
 
 
 def test_xdist_gives_the_serial_numbers_and_one_report(serial_run, case_dir, interval_cache):
     _, serial_dir = serial_run
-    result = run_pytest(case_dir, "-n", "2", "small.toml", "--report-dir", "parallel", cache=interval_cache)
+    result = run_pytest(case_dir, "-n", "2", "small.toml", "--ntk-report-dir", "parallel", cache=interval_cache)
     assert result.returncode == 0, result.stdout + result.stderr
-    serial, parallel = _records(serial_dir / "results.json"), _records(case_dir / "parallel" / "results.json")
+    serial = _records(serial_dir / "results.json")
+    parallel = _records(latest_run(case_dir / "parallel") / "results.json")
     assert serial.keys() == parallel.keys() and len(serial) == 3
     for key in serial:
-        for field in records.DETERMINED:
-            assert serial[key][field] == parallel[key][field], (key, field)
+        assert _determined(serial[key]) == _determined(parallel[key]), key
     workers = {r["environment"].get("xdist_worker") for r in parallel.values()}
     assert workers <= {"gw0", "gw1"} and workers
-    assert records.load(case_dir / "parallel" / "results.json")["sessions"][0]["workers"] == 2
+    assert records.load(latest_run(case_dir / "parallel") / "results.json").sessions[0]["workers"] == 2
 
 
 def test_shards_merge_to_the_unsharded_results(serial_run, case_dir, interval_cache):
     _, serial_dir = serial_run
     shards = []
     for k in (1, 2):
-        result = run_pytest(case_dir, "small.toml", "--shard", f"{k}/2", "--report-dir", f"shard{k}",
+        result = run_pytest(case_dir, "small.toml", "--ntk-shard", f"{k}/2", "--ntk-report-dir", f"shard{k}",
                             cache=interval_cache)
         assert result.returncode == 0, result.stdout + result.stderr
-        shards.append(case_dir / f"shard{k}" / "results.json")
+        shards.append(latest_run(case_dir / f"shard{k}") / "results.json")
     first, second = (_records(p) for p in shards)
     assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
     assert _report_cli(*map(str, shards), "--out", str(case_dir / "merged"),
@@ -90,14 +102,23 @@ def test_shards_merge_to_the_unsharded_results(serial_run, case_dir, interval_ca
     merged, serial = _records(case_dir / "merged" / "results.json"), _records(serial_dir / "results.json")
     assert merged.keys() == serial.keys()
     for key in serial:
-        assert all(merged[key][f] == serial[key][f] for f in records.DETERMINED)
+        assert _determined(merged[key]) == _determined(serial[key])
     document = records.load(case_dir / "merged" / "results.json")
-    assert [s["shard"] for s in document["sessions"]] == ["1/2", "2/2"]
+    assert [s["shard"] for s in document.sessions] == ["1/2", "2/2"]
     report = (case_dir / "merged" / "report.md").read_text()
     assert "3 cases: 3 passed" in report
-    assert "No case changed its verdict." in report and "No statistic moved beyond its 95% interval." in report
+    assert "No case changed its verdict." in report and "No statistic changed" in report
     comparison = json.loads((case_dir / "merged" / "comparison.json").read_text())
     assert comparison["compared_cases"] == 3 and comparison["moved_statistics"] == [] and not comparison["new_cases"]
+
+
+def test_run_json_is_a_results_document_that_the_report_command_reads(case_dir, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "small.toml", "--json"], cwd=case_dir,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "run.json").write_text(result.stdout)
+    assert _report_cli(str(tmp_path / "run.json"), "--out", str(tmp_path / "out")) == 0
+    assert "3 cases: 3 passed" in (tmp_path / "out" / "report.md").read_text()
 
 
 class _Result:
@@ -107,8 +128,6 @@ class _Result:
 
 def _in_process(workdir: Path, monkeypatch, capsys, *args: str) -> _Result:
     """Usage errors and raising cases need no fresh interpreter: pytest.main in this process."""
-    from tests.report.conftest import CASES
-
     (workdir / "small.toml").write_text(CASES)
     (workdir / "pytest.ini").write_text("[pytest]\n")
     monkeypatch.chdir(workdir)
@@ -121,41 +140,23 @@ def _in_process(workdir: Path, monkeypatch, capsys, *args: str) -> _Result:
 def test_unwritable_report_dir_fails_before_any_case(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--report-dir", str(blocker / "report"))
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--ntk-report-dir", str(blocker / "report"))
     assert result.ret == 4   # pytest's usage error, before collection
-    assert f"report directory {blocker / 'report'} is not writable" in result.err
+    assert f"--ntk-report-dir: {blocker / 'report'} is not a writable directory" in result.err
     assert "passed" not in result.out and "failed" not in result.out
 
 
 def test_baseline_of_the_wrong_format_fails_at_start_with_what_was_expected(tmp_path, monkeypatch, capsys):
     wrong = tmp_path / "bench.json"
     wrong.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
-    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--report-dir", str(tmp_path / "r"), "--report-baseline", str(wrong))
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--ntk-report-dir", str(tmp_path / "r"),
+                         "--ntk-report-baseline", str(wrong))
     assert result.ret == 4
     error = result.err
-    assert "--report-baseline" in error and str(wrong) in error
+    assert "--ntk-report-baseline" in error and str(wrong) in error
     assert "expected a results.json written by ntk-harness" in error and "pytest-benchmark JSON file" in error
-    bad_shard = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--shard", "3/2")
+    bad_shard = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--ntk-shard", "3/2")
     assert bad_shard.ret == 4 and "1 <= K <= N" in bad_shard.err
-
-
-def test_interrupted_run_writes_the_finished_cases_completely(case_dir, interval_cache, tmp_path):
-    plugin = tmp_path / "plugins"
-    plugin.mkdir()
-    (plugin / "interrupt_second_case.py").write_text(
-        "calls = []\n"
-        "def pytest_runtest_call(item):\n"
-        "    calls.append(item.nodeid)\n"
-        "    if len(calls) == 2:\n"
-        "        raise KeyboardInterrupt\n")
-    result = run_pytest(case_dir, "small.toml", "-p", "interrupt_second_case", "--report-dir", "interrupted",
-                        cache=interval_cache, extra_path=plugin)
-    assert result.returncode == 2, result.stdout + result.stderr   # pytest's "interrupted"
-    document = records.load(case_dir / "interrupted" / "results.json")
-    assert document["complete"] is False
-    assert len(document["records"]) == 1 and document["records"][0]["outcome"] == "passed"
-    assert "interrupted" in (case_dir / "interrupted" / "report.md").read_text()
-    assert not [p for p in case_dir.iterdir() if p.name.startswith(".interrupted.")]
 
 
 def test_report_cli_errors_exit_2_with_a_message(tmp_path, capsys):
@@ -168,16 +169,128 @@ def test_report_cli_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_a_case_that_raises_is_recorded_as_an_error(tmp_path, monkeypatch, capsys):
-    # --device cuda on a machine without CUDA: every case raises before producing a record
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("needs a machine without CUDA")
-    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--device", "cuda", "--report-dir", str(tmp_path / "r"))
+def test_a_case_that_cannot_run_is_recorded_as_an_error(tmp_path, monkeypatch, capsys):
+    """A time limit far below what a case needs: every case ends as an error naming the limit
+    and the implementation; the report keeps them."""
+    result = _in_process(tmp_path, monkeypatch, capsys, "small.toml", "--ntk-timeout", "0.001",
+                         "--ntk-report-dir", str(tmp_path / "r"))
     assert result.ret == 1
-    document = records.load(tmp_path / "r" / "results.json")
-    assert [r["outcome"] for r in document["records"]] == ["error"] * 3
-    assert all("CUDA is not available" in r["error"] for r in document["records"])
-    report = (tmp_path / "r" / "report.md").read_text()
-    assert "3 cases: 0 passed, 0 failed, 3 errors" in report and "error in call: ValueError: device 'cuda'" in report
+    document = records.load(latest_run(tmp_path / "r") / "results.json")
+    assert [r.outcome for r in document.records] == ["error"] * 3
+    assert all("timed out after 0.001 s in jacobian" in r.error for r in document.records)
+    report = (latest_run(tmp_path / "r") / "report.md").read_text()
+    assert "3 cases: 0 passed, 0 failed, 3 errors" in report and "could not run: timed out after 0.001 s" in report
+
+
+# ------------------------------------------------------------------ results are never lost
+SLOW_CASES = CASES + textwrap.dedent("""
+    [[case]]
+    name = "slow"
+    kind = "dispersion"
+    implementation = "slow_ntk:slow"
+
+    [case.network]
+    width = 8
+    depth = 3
+    sigma_w2 = 2.0
+
+    [case.sampling]
+    networks = 20
+    seed = 7
+""")
+
+SLOW_NTK = textwrap.dedent("""
+    import time
+    from harness.ntk.jacobian import jacobian_ntk
+
+
+    def slow(f, params, x1, x2):
+        time.sleep(600)
+        return jacobian_ntk(f, params, x1, x2)
+""")
+
+
+def _start(workdir: Path, cache: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["NTK_HARNESS_PROGRESS"] = "0"
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--ntk-cache-dir",
+                             str(cache), *args], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_passes(process: subprocess.Popen, count: int, timeout: float = 240) -> str:
+    seen, text, deadline = 0, [], time.time() + timeout
+    while seen < count and time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        text.append(line)
+        seen += " PASSED" in line
+    assert seen >= count, "".join(text)
+    return "".join(text)
+
+
+@pytest.fixture
+def slow_dir(tmp_path, interval_cache):
+    (tmp_path / "small.toml").write_text(SLOW_CASES)
+    (tmp_path / "slow_ntk.py").write_text(SLOW_NTK)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    complete = run_pytest(tmp_path, "small.toml", "-k", "not slow", "--ntk-report-dir", "D", cache=interval_cache)
+    assert complete.returncode == 0, complete.stdout + complete.stderr
+    return tmp_path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_keeps_the_earlier_complete_report(slow_dir, interval_cache, signum):
+    earlier = latest_run(slow_dir / "D")
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    process = _start(slow_dir, interval_cache, "small.toml", "--ntk-report-dir", "D")
+    _wait_for_passes(process, 3)          # the three small cases; now inside the slow one
+    time.sleep(1.0)
+    process.send_signal(signum)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 2, output   # pytest's "interrupted"
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before, "the earlier report changed"
+    assert latest_run(slow_dir / "D") == earlier
+    (partial,) = [p for p in (slow_dir / "D" / "runs").iterdir() if p != earlier]
+    document = records.load(partial / "results.json")
+    assert document.complete is False and len(document.records) == 3
+    assert all(r.outcome == "passed" for r in document.records)
+    assert "interrupted" in (partial / "report.md").read_text()
+    assert "**no**" in (slow_dir / "D" / "index.md").read_text()
+
+
+def test_two_runs_into_one_directory_keep_both_reports(slow_dir, interval_cache):
+    first = _start(slow_dir, interval_cache, "small.toml", "-k", "not slow", "--ntk-report-dir", "D")
+    second = _start(slow_dir, interval_cache, "small.toml", "-k", "ordered", "--ntk-report-dir", "D")
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    runs = sorted((slow_dir / "D" / "runs").iterdir())
+    assert len(runs) == 3          # the fixture's run and the two concurrent ones
+    counts = sorted(len(records.load(r / "results.json").records) for r in runs)
+    assert counts == [1, 3, 3]
+    assert all(records.load(r / "results.json").complete for r in runs)
+    assert latest_run(slow_dir / "D") in runs
+
+
+def test_a_subset_run_does_not_replace_the_complete_report(slow_dir, interval_cache):
+    earlier = latest_run(slow_dir / "D")
+    before = (earlier / "results.json").read_bytes()
+    subset = run_pytest(slow_dir, "small.toml", "-k", "eoc", "--ntk-report-dir", "D", cache=interval_cache)
+    assert subset.returncode == 0, subset.stdout + subset.stderr
+    assert (earlier / "results.json").read_bytes() == before
+    assert len(records.load(earlier / "results.json").records) == 3
+    newest = latest_run(slow_dir / "D")
+    assert newest != earlier and len(records.load(newest / "results.json").records) == 1
+
+
+def test_a_hanging_implementation_times_out_under_xdist_and_the_run_goes_on(slow_dir, interval_cache):
+    result = run_pytest(slow_dir, "small.toml", "-n", "2", "--ntk-timeout", "3", "--ntk-report-dir", "T",
+                        cache=interval_cache)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "timed out after 3 s in slow_ntk:slow" in result.stdout
+    assert "3 passed" in result.stdout and "1 failed" in result.stdout
+    document = records.load(latest_run(slow_dir / "T") / "results.json")
+    outcomes = sorted(r.outcome for r in document.records)
+    assert outcomes == ["error", "passed", "passed", "passed"] and document.complete

@@ -1,36 +1,61 @@
-"""Units of harness.report on hand-made records: merge, baseline, atomic writer, figures, progress."""
+"""Units of harness.report and harness.records on hand-made typed records: round trips, the
+JSON Schema, merge, the paired baseline comparison, the atomic writer, figures, progress."""
 from __future__ import annotations
 
 import copy
 import io
 import json
+import math
 
 import pytest
 
-from harness.report import baseline, benchmarks, figures, progress, records, writer
+from harness.architecture import Architecture
+from harness.records import (AgreementResult, CaseRecord, Check, DispersionResult, EntryResult, Estimate,
+                             ImplementationAgreement, Interval, Timing, TrainingResult)
+from harness.records import document as records
+from harness.records.training import ExperimentSeries, ProbeNTK
+from harness.report import baseline, benchmarks, figures, progress, writer
 
 
-def _dispersion(case: str, sigma_w2: float, depth: int, value: float, interval, passed=True) -> dict:
-    return {
-        "case": case, "nodeid": f"cases/d.toml::{case}", "kind": "dispersion", "passed": passed,
-        "outcome": "passed" if passed else "failed", "phase": {1.0: "ordered", 2.0: "eoc"}.get(sigma_w2, "chaotic"),
-        "width": 10, "depth": depth, "sigma_w2": sigma_w2,
-        "parameters": {"samples": 100, "seed": 1, "trainable_bias": True, "input_dim": 10, "depth_to_width": depth / 10},
-        "measured": {"dispersion": value, "mean": 2.0, "intervals": {"dispersion": list(interval), "mean": [1.9, 2.1]},
-                     "off_diagonal": [{"cosine": 1.0, "dispersion": value}, {"cosine": 0.5, "dispersion": value * 0.9},
-                                      {"cosine": 0.0, "dispersion": value * 0.8}]},
-        "reference": {"exact": {"dispersion": value, "mean": 2.0}, "depth_to_width": depth / 10},
-        "checks": [{"name": "dispersion in calibrated interval (exact law)", "passed": passed, "measured": value,
-                    "measured_interval": list(interval), "expected": "[1, 3]"}],
-        "wall_seconds": 0.5,
-    }
+def _entry(cosine: float, value: float, interval, mean=2.0) -> EntryResult:
+    return EntryResult(cosine=cosine, statistics={
+        "dispersion": Estimate(value, Interval(*interval)), "mean": Estimate(mean, Interval(mean - 0.1, mean + 0.1)),
+        "log_mean": Estimate(0.5, Interval(0.4, 0.6))}, exact_dispersion=value, exact_mean=mean)
 
 
-def _document(*recs, bench=()) -> dict:
-    document = records.empty_results()
-    document["records"] = list(recs)
-    document["benchmarks"] = list(bench)
-    return document
+def _dispersion(case: str, sigma_w2: float, depth: int, value: float, interval, passed=True, seed=1,
+                scale=1.0) -> CaseRecord:
+    entries = [_entry(c, value * f, (interval[0] * f, interval[1] * f), m * scale)
+               for c, f, m in ((1.0, 1.0, 2.0), (0.5, 0.9, 1.5), (0.0, 0.8, 1.0))]
+    entries[0].acceptance = {"dispersion": Interval(1.0, 3.0)}
+    result = DispersionResult(architecture=Architecture((10,) + (10,) * depth, sigma_w2), input_norm_sq=1.0,
+                              networks=100, entries=entries, alpha_per_check={"exact": 2e-4})
+    phase = {1.0: "ordered", 2.0: "eoc"}.get(sigma_w2, "chaotic")
+    return CaseRecord(case=case, kind="dispersion", nodeid=f"cases/d.toml::{case}", source="cases/d.toml",
+                      phase=phase, outcome="passed" if passed else "failed", seed=seed, implementation="jacobian",
+                      device="cpu", dtype="float64", result=result, timing=Timing(total_seconds=0.5),
+                      checks=[Check("dispersion in calibrated interval (exact law)", passed, measured=value,
+                                    measured_interval=interval, expected="[1, 3]", accepted=(1.0, 3.0))],
+                      wall_seconds=0.5)
+
+
+def _training(phase: str, sigma_w2: float) -> CaseRecord:
+    series = {"relative_change": [[0.0, 0.0], [0.2, 0.3], [0.4, 0.5]]}
+    labels = [0, 1, 0, 1]
+    matrix = [[1.0 if labels[i] == labels[j] else 0.2 for j in range(4)] for i in range(4)]
+    result = TrainingResult(
+        architecture=Architecture((64, 16, 16, 16, 16), sigma_w2, output_dim=10), optimizer="sgd",
+        learning_rate=0.5, steps=20, batch_size=64, loss="mse", dataset="digits", normalization="unit_norm",
+        probe_size=4, networks=2, checkpoints=[0, 10, 20],
+        final={"relative_change": Estimate(0.45, Interval(0.1, 0.8))},
+        experiments=[ExperimentSeries(depth=4, width=16, checkpoints=[0, 10, 20], series=series)],
+        probe_ntk=ProbeNTK(labels=labels, initial=matrix, final=matrix, depth=4, width=16))
+    return CaseRecord(case=f"t[{phase}]", kind="training", nodeid=f"t.toml::t[{phase}]", phase=phase,
+                      outcome="passed", result=result, checks=[Check("trained", True)])
+
+
+def _document(*recs, bench=()) -> records.ResultsDocument:
+    return records.ResultsDocument(records=list(recs), benchmarks=list(bench))
 
 
 def _bench(name: str, minimum: float) -> dict:
@@ -38,41 +63,72 @@ def _bench(name: str, minimum: float) -> dict:
             "stats": {"min": minimum, "mean": minimum * 1.1, "stddev": minimum / 10, "rounds": 5}}
 
 
+def test_records_round_trip_through_json_with_non_finite_numbers():
+    record = _dispersion("x[1]", 2.0, 2, 1.5, (1.4, 1.6))
+    record.checks.append(Check("KS", False, measured=math.nan, measured_interval=(-math.inf, math.inf)))
+    text = json.dumps(record.to_record(), allow_nan=False)   # strict JSON: no NaN literals
+    again = CaseRecord.from_record(json.loads(text))
+    assert again.to_record() == record.to_record()
+    assert again.checks[-1].measured is None and again.checks[-1].measured_interval.low == -math.inf  # NaN: null
+    agreement = CaseRecord(case="a[1]", kind="agreement", outcome="passed", checks=[Check("loads", True)],
+                           result=AgreementResult(networks=2, inputs=3, other_inputs=2, rtol=1e-10,
+                                                  architecture=Architecture((3, 4), 2.0),
+                                                  implementations=[ImplementationAgreement("jacobian", 0.0)]))
+    assert CaseRecord.from_record(agreement.to_record()).to_record() == agreement.to_record()
+
+
+def test_every_record_kind_validates_against_the_published_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(records.SCHEMA_PATH.read_text())
+    document = _document(_dispersion("x[1]", 2.0, 2, 1.5, (1.4, 1.6)), _training("eoc", 2.0),
+                         CaseRecord(case="bad.toml", kind="invalid", outcome="error", error="invalid case file"),
+                         bench=[_bench("fast", 1e-3)])
+    jsonschema.validate(document.to_json(), schema)
+    broken = document.to_json()
+    broken["records"][0]["outcome"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
 def test_merge_unites_by_node_id_and_detects_conflicts():
     a, b = _dispersion("x[1]", 2.0, 2, 1.5, (1.4, 1.6)), _dispersion("x[2]", 2.0, 4, 2.5, (2.3, 2.7))
     same_again = copy.deepcopy(a)
-    same_again["wall_seconds"] = 9.0                  # timings and hosts may differ
-    same_again["environment"] = {"hostname": "other"}
+    same_again.wall_seconds = 9.0                  # timings and hosts may differ
+    same_again.timing = Timing(total_seconds=9.0)
+    same_again.environment = {"hostname": "other"}
     merged = records.merge([_document(b, a), _document(same_again)], ["s1", "s2"])
-    assert [r["case"] for r in merged["records"]] == ["x[1]", "x[2]"]
+    assert [r.case for r in merged.records] == ["x[1]", "x[2]"]
     changed = copy.deepcopy(a)
-    changed["measured"]["dispersion"] = 1.51
-    with pytest.raises(records.MergeConflict, match=r"x\[1\]: s1 and s2 differ at measured.dispersion \(1.5 vs 1.51\)"):
+    changed.result.entries[0].statistics["dispersion"] = Estimate(1.51, Interval(1.4, 1.6))
+    with pytest.raises(records.MergeConflict, match=r"x\[1\]: s1 and s2 differ at result.entries\[0\]"):
         records.merge([_document(a), _document(changed)], ["s1", "s2"])
     interrupted = _document(b)
-    interrupted["complete"] = False
-    assert records.merge([_document(a), interrupted])["complete"] is False
+    interrupted.complete = False
+    assert records.merge([_document(a), interrupted]).complete is False
 
 
-def test_validate_says_what_was_expected():
-    with pytest.raises(records.ResultsFormatError, match='expected a results.json written by ntk-harness.*"format": "ntk-harness-results"'):
-        records.validate({"records": []}, "old.json")
-    with pytest.raises(records.ResultsFormatError, match="expected version 1; got 7"):
-        records.validate({"format": records.FORMAT, "version": 7, "records": []}, "old.json")
-    with pytest.raises(records.ResultsFormatError, match=r"records\[0\]: expected an object with at least \"case\""):
-        records.validate({"format": records.FORMAT, "version": 1, "records": [{"passed": True}]}, "old.json")
+def test_from_json_says_what_was_expected():
+    with pytest.raises(records.ResultsFormatError, match='expected a results.json written by ntk-harness.*"format"'):
+        records.ResultsDocument.from_json({"records": []}, "old.json")
+    with pytest.raises(records.ResultsFormatError, match="expected schema_version 2; got 1"):
+        records.ResultsDocument.from_json({"format": records.FORMAT, "version": 1, "records": []}, "old.json")
+    with pytest.raises(records.ResultsFormatError, match=r"records\[0\]: key 'case': expected a string"):
+        records.ResultsDocument.from_json({"format": records.FORMAT, "schema_version": 2,
+                                           "records": [{"passed": True}]}, "old.json")
 
 
-def test_baseline_reports_verdicts_moved_statistics_and_slower_benchmarks():
-    old = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6)), _dispersion("b", 2.0, 4, 2.5, (2.3, 2.7)),
+def test_baseline_reports_verdicts_changed_statistics_and_slower_benchmarks():
+    old = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6), seed=1), _dispersion("b", 2.0, 4, 2.5, (2.3, 2.7)),
                     _dispersion("gone", 1.0, 2, 1.1, (1.0, 1.2)), bench=[_bench("fast", 1e-3), _bench("same", 1e-3)])
-    new = _document(_dispersion("a", 2.0, 2, 1.55, (1.45, 1.65)),                # inside both intervals
-                    _dispersion("b", 2.0, 4, 3.0, (2.8, 3.2), passed=False),      # moved and failed
+    new = _document(_dispersion("a", 2.0, 2, 1.55, (1.45, 1.65), seed=2),   # other seed: inside both intervals
+                    _dispersion("b", 2.0, 4, 3.0, (2.8, 3.2), passed=False),
                     _dispersion("new", 3.0, 2, 2.0, (1.9, 2.1)),
                     bench=[_bench("fast", 1.5e-3), _bench("same", 1.05e-3)])
     comparison = baseline.compare(new, old)
     assert comparison["verdict_changes"] == [{"case": "cases/d.toml::b", "old": "pass", "new": "FAIL"}]
-    assert [(m["case"], m["statistic"]) for m in comparison["moved_statistics"]] == [("cases/d.toml::b", "dispersion")]
+    moved = {(m["case"], m["statistic"]) for m in comparison["moved_statistics"]}
+    assert ("cases/d.toml::b", "diagonal.dispersion") in moved
+    assert not {m for m in moved if m[0] == "cases/d.toml::a"}      # unpaired, within the intervals
     assert comparison["new_cases"] == ["cases/d.toml::new"] and comparison["missing_cases"] == ["cases/d.toml::gone"]
     assert [s["benchmark"] for s in comparison["slower_benchmarks"]] == ["tests/b.py::fast"]
     assert comparison["slower_benchmarks"][0]["ratio"] == pytest.approx(1.5)
@@ -81,10 +137,20 @@ def test_baseline_reports_verdicts_moved_statistics_and_slower_benchmarks():
     assert "2.5 [2.3, 2.7]" in text and "3 [2.8, 3.2]" in text and "1.5x" in text
 
 
+def test_with_equal_seeds_a_one_percent_scale_change_is_reported_paired():
+    """Same seed, same networks: a kernel scaled by 1.01 moves every mean by exactly 1%, far
+    inside the 95% intervals; the paired comparison lists it with its relative change."""
+    old = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6), seed=5))
+    new = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6), seed=5, scale=1.01))
+    moved = baseline.compare(new, old)["moved_statistics"]
+    assert {m["statistic"] for m in moved} == {"diagonal.mean", "cos=0.5.mean", "cos=0.mean"}
+    assert all(m["paired"] and m["relative_change"] == pytest.approx(0.01 / 1.01) for m in moved)
+    assert baseline.compare(old, old)["moved_statistics"] == []
+
+
 def test_writer_is_atomic_when_rendering_fails(tmp_path, monkeypatch):
     directory = tmp_path / "report"
-    document = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6)))
-    writer.write_report(directory, document)
+    writer.write_report(directory, _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6))))
     before = {p.name: p.read_bytes() for p in directory.iterdir()}
     assert {"results.json", "report.md", "dispersion_vs_depth.png"} <= set(before)
 
@@ -99,29 +165,24 @@ def test_writer_is_atomic_when_rendering_fails(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["report"]   # no staging directory left
 
 
-def test_writer_removes_stale_figures_and_check_writable_names_the_path(tmp_path):
+def test_writer_removes_stale_figures(tmp_path):
     directory = tmp_path / "report"
     writer.write_report(directory, _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6))))
     assert (directory / "dispersion_vs_depth.png").exists()
     writer.write_report(directory, _document())
     assert not (directory / "dispersion_vs_depth.png").exists()
     assert "0 cases: 0 passed, 0 failed" in (directory / "report.md").read_text()
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(writer.ReportDirError, match=f"report directory {blocker / 'x'} is not writable"):
-        writer.check_writable(blocker / "x")
 
 
-def _training(phase: str, sigma_w2: float) -> dict:
-    series = {"relative_change": [[0.0, 0.0], [0.2, 0.3], [0.4, 0.5]]}
-    labels = [0, 1, 0, 1]
-    matrix = [[1.0 if labels[i] == labels[j] else 0.2 for j in range(4)] for i in range(4)]
-    return {"case": f"t[{phase}]", "nodeid": f"t.toml::t[{phase}]", "kind": "training", "passed": True,
-            "phase": phase, "width": 16, "depth": 4, "sigma_w2": sigma_w2, "parameters": {"steps": 20, "seeds": 2},
-            "measured": {"relative_change": 0.45, "relative_change_interval": [0.1, 0.8], "alignment": 0.9},
-            "checks": [], "extra": {"experiments": [{"depth": 4, "width": 16, "checkpoints": [0, 10, 20],
-                                                     "series": series}],
-                                    "probe_ntk": {"labels": labels, "initial": matrix, "final": matrix}}}
+def test_latest_and_index_follow_the_run_directories(tmp_path):
+    first, second = tmp_path / "runs" / "r1", tmp_path / "runs" / "r2"
+    writer.write_report(first, _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6))))
+    writer.update_latest(tmp_path, first)
+    writer.write_report(second, _document())
+    writer.write_index(tmp_path)
+    assert (tmp_path / "latest").resolve() == first.resolve()
+    index = (tmp_path / "index.md").read_text()
+    assert "`r1`](runs/r1/report.md) (latest)" in index and "`r2`" in index
 
 
 def test_figures_draw_from_data_and_skip_cleanly_without(tmp_path):
@@ -133,7 +194,7 @@ def test_figures_draw_from_data_and_skip_cleanly_without(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     drawn, skipped = figures.draw_all(_document(), empty)
-    assert drawn == [] and len(skipped) == len(figures.FIGURES) and list(empty.iterdir()) == []
+    assert drawn == [] and len(skipped) == len(figures.KNOWN) and list(empty.iterdir()) == []
 
 
 def test_benchmark_json_is_read_and_a_wrong_file_is_refused(tmp_path):
@@ -144,7 +205,7 @@ def test_benchmark_json_is_read_and_a_wrong_file_is_refused(tmp_path):
     loaded = benchmarks.load(good)
     assert loaded[0]["name"] == "fast" and "data" not in loaded[0]["stats"]
     bad = tmp_path / "results.json"
-    bad.write_text(json.dumps(records.empty_results()))
+    bad.write_text(json.dumps(_document().to_json()))
     with pytest.raises(benchmarks.BenchmarkFormatError, match="expected a pytest-benchmark JSON file"):
         benchmarks.load(bad)
 

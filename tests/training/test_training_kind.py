@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.cases.schema import CaseError, load_case_file
-from harness.kinds.base import RunOptions
+from harness.options import RunOptions
 from harness.kinds.training import KIND
 
 CASES = Path(__file__).resolve().parents[2] / "cases" / "training"
@@ -29,7 +29,7 @@ learning_rate = {learning_rate}
 steps = 20
 batch_size = 32
 probe_per_class = {probe_per_class}
-seeds = 3
+networks = 3
 checkpoints = [0, 10, 20]
 
 [case.depth_trend]
@@ -37,7 +37,7 @@ depths = [1, 2]
 quantity = "relative_change"
 
 [case.scaling]
-widths = [4, 8]
+width_values = [4, 8]
 depth_to_width = 0.25
 
 [case.expect.eoc]
@@ -52,15 +52,15 @@ def _load(tmp_path, **overrides):
     values.update(overrides)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.format(**values))
-    return load_case_file(path, kinds={"training": KIND})
+    return load_case_file(path, {"training": KIND})
 
 
 def test_shipped_case_files_collect():
     ids = []
     for name in ("constancy", "width_scaling", "width_scaling_fixed_depth", "width_scaling_ntk", "paper"):
-        for case in load_case_file(CASES / f"{name}.toml", kinds={"training": KIND}):
+        for case in load_case_file(CASES / f"{name}.toml", {"training": KIND}):
             ids.append(KIND.case_id(case))
-            assert {"ordered", "eoc", "chaotic"} >= {KIND.phase(case.sections["network"])}
+            assert {"ordered", "eoc", "chaotic"} >= {KIND.phase(case)}
     assert "eoc-w300-L20-s2-adam0.0001-T3000" in ids
     assert KIND.markers == ("training",)
 
@@ -73,9 +73,9 @@ def test_unknown_optimizer_fails_collection_with_the_allowed_names(tmp_path):
 def test_unknown_dataset_fails_collection_with_the_allowed_names(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
-                    .replace('optimizer = "sgd"', 'optimizer = "sgd"\ndataset = "mnist"'))
-    with pytest.raises(CaseError, match="'digits', 'teacher_student'"):
-        load_case_file(path, kinds={"training": KIND})
+                    .replace('optimizer = "sgd"', 'optimizer = "sgd"\ndataset = "cifar"'))
+    with pytest.raises(CaseError, match="'digits', 'mnist', 'teacher_student'"):
+        load_case_file(path, {"training": KIND})
 
 
 def test_probe_larger_than_data_fails_collection_with_the_sizes(tmp_path):
@@ -94,7 +94,7 @@ def test_wrong_output_dim_fails_collection(tmp_path):
     path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
                     .replace("output_dim = 10", "output_dim = 1"))
     with pytest.raises(CaseError, match="output_dim"):
-        load_case_file(path, kinds={"training": KIND})
+        load_case_file(path, {"training": KIND})
 
 
 def test_run_passes_and_reports_series(tmp_path):
@@ -104,15 +104,17 @@ def test_run_passes_and_reports_series(tmp_path):
     names = [c.name for c in outcome.checks]
     assert outcome.passed, [(c.name, c.detail) for c in outcome.failed_checks]
     assert any("grows with depth" in n for n in names) and any("does not vanish with width" in n for n in names)
-    assert outcome.measured["relative_change"] > 0
-    runs = {(e["depth"], e["width"]) for e in outcome.extra["experiments"]}
+    result = outcome.result
+    assert result.value("relative_change") > 0
+    runs = {(e.depth, e.width) for e in result.experiments}
     assert runs == {(2, 8), (1, 8), (1, 4)}  # base reused by the trend and the scaling
-    assert len(outcome.extra["experiments"][0]["series"]["alignment"]) == 3  # one per checkpoint
-    probe = outcome.extra["probe_ntk"]  # for the report's NTK-matrix figure
-    assert probe["labels"] == [c for c in range(10) for _ in range(2)]
-    assert len(probe["initial"]) == len(probe["final"]) == 20 and len(probe["final"][0]) == 20
-    lo, hi = outcome.extra["final"]["relative_change"]["interval"]
-    assert lo <= outcome.measured["relative_change"] <= hi
+    assert len(result.experiments[0].series["alignment"]) == 3  # one per checkpoint
+    probe = result.probe_ntk  # for the report's NTK-matrix figure
+    assert probe.labels == [c for c in range(10) for _ in range(2)]
+    assert len(probe.initial) == len(probe.final) == 20 and len(probe.final[0]) == 20
+    lo, hi = result.final["relative_change"].interval
+    assert lo <= result.value("relative_change") <= hi
+    assert result.depth_trend is not None and result.width_scaling is not None
 
 
 def test_failed_level_check_prints_the_interval(tmp_path):
@@ -120,7 +122,7 @@ def test_failed_level_check_prints_the_interval(tmp_path):
     outcome = KIND.run(case, RunOptions(device="cpu"))
     (failed,) = outcome.failed_checks
     assert "relative_change" in failed.name
-    assert "95% CI, 3 seeds" in failed.detail and "per seed" in failed.detail
+    assert "95% CI, 3 networks" in failed.detail and "per network" in failed.detail
 
 
 def test_diverging_run_fails_with_step_and_learning_rate(tmp_path):

@@ -36,8 +36,11 @@ def test_standardize_and_none():
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(z[:, 1], 0.0)  # constant feature stays 0
     np.testing.assert_array_equal(data.normalize(x, "none"), x)
-    with pytest.raises(data.DataError, match="unit_norm, standardize, none"):
+    with pytest.raises(data.DataError, match="unit_norm, pixels, standardize, none"):
         data.normalize(x, "whiten")
+    np.testing.assert_array_equal(data.normalize(x, "pixels", pixel_max=255.0), x / 255.0)
+    with pytest.raises(data.DataError, match="no pixel range"):
+        data.normalize(x, "pixels")
 
 
 def test_teacher_student_is_balanced_and_seeded():
@@ -50,8 +53,8 @@ def test_teacher_student_is_balanced_and_seeded():
 
 
 def test_unknown_dataset_names_the_allowed_ones():
-    with pytest.raises(data.DataError, match="digits, teacher_student"):
-        data.load_dataset("mnist")
+    with pytest.raises(data.DataError, match="digits, mnist, teacher_student"):
+        data.load_dataset("cifar")
 
 
 def test_probe_larger_than_data_fails_with_the_sizes():
@@ -147,3 +150,39 @@ def test_cross_entropy_loss_by_hand():
     assert per_network_loss(outputs, labels, "cross_entropy").item() == pytest.approx(expected)
     # mse with one-hot targets: mean of (0-1)^2, 0^2, (2-0)^2, (0-1)^2 = 6/4
     assert per_network_loss(outputs, labels, "mse").item() == pytest.approx(1.5)
+
+
+def _write_idx(path, array):
+    """An IDX file of unsigned bytes, as the MNIST files are (magic 0 0 8 ndim, big-endian sizes)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_reads_idx_files_the_test_writes(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(200, 28, 28))
+    labels = np.repeat(np.arange(10), 20)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    data._mnist.cache_clear()
+    monkeypatch.setenv(data.MNIST_VARIABLE, str(tmp_path))
+    ds = data.load_dataset("mnist", normalization="pixels", probe_per_class=3, samples=10**6)
+    assert ds.input_dim == 784 and ds.num_classes == 10
+    assert ds.x_train.max() <= 1.0 and ds.x_train.min() >= 0.0
+    # pixels / 255, not normalized per input: the first training image is an original image / 255
+    first = images.reshape(200, -1) / 255.0
+    assert any(np.array_equal(ds.x_train[0], row) for row in first)
+    subset = data.load_dataset("mnist", normalization="unit_norm", probe_per_class=3, samples=100)
+    assert subset.x_train.shape[0] + subset.x_test.shape[0] == 100
+
+
+def test_mnist_without_files_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.MNIST_VARIABLE, raising=False)
+    with pytest.raises(data.DataError, match=data.MNIST_VARIABLE):
+        data.load_dataset("mnist")
+    monkeypatch.setenv(data.MNIST_VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(data.DataError, match="does not exist"):
+        data.load_dataset("mnist")
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(data.DataError, match="not an IDX file"):
+        data.read_idx(tmp_path / "bad")

@@ -65,10 +65,10 @@ def test_mean_interval_is_the_t_interval():
     values = [1.0, 2.0, 3.0, 6.0]
     e = metrics.mean_interval(values, 0.95)
     half = stats.t.ppf(0.975, 3) * np.std(values, ddof=1) / 2
-    assert e.mean == pytest.approx(3.0)
-    assert (e.low, e.high) == pytest.approx((3.0 - half, 3.0 + half))
+    assert e.value == pytest.approx(3.0)
+    assert tuple(e.interval) == pytest.approx((3.0 - half, 3.0 + half))
     single = metrics.mean_interval([5.0])
-    assert single.low == -math.inf and single.high == math.inf
+    assert single.interval.low == -math.inf and single.interval.high == math.inf
 
 
 def test_power_law_fit_recovers_a_known_exponent():

@@ -1,0 +1,121 @@
+"""``kind = "dispersion"``: the NTK's dispersion at initialization against theory (spec, torch-free).
+
+One case = one architecture. The runner (:mod:`harness.kinds.dispersion.run`) draws
+``sampling.networks`` networks, computes the row Theta(x_0, X_j) of each with the selected
+NTK implementation (:mod:`harness.montecarlo`), summarizes every entry
+(:mod:`harness.statistics`) and checks it against the references the case asks for:
+
+- ``exact`` (ReLU, sigma_b^2 = 0): the exact finite-width law of Theta(x_0, x_0)
+  (:class:`reference.ExactLaw`). Each statistic in ``expect.statistics`` must fall in its
+  calibrated acceptance interval and the goodness-of-fit p-value must exceed its share of
+  the false-alarm rate (Bonferroni: alpha is split equally between the families present,
+  exact and infinite-width, then between the checks of each family), so a correct
+  implementation fails a case by chance with probability at most
+  ``expect.false_alarm_rate``.
+- ``asymptotic``: the measured dispersion against the n, L -> infinity limit at
+  lambda = L / n, within ``expect.tolerance.<phase>`` (relative). Approximate at finite
+  size by construction; the result also shows the exact finite-width value, so the
+  deviation of the theory itself is visible.
+- ``infinite-width``: the mean of each Theta(x_0, X_j) against the infinite-width NTK;
+  passes when the mean's t-interval at its share of alpha meets the band
+  reference * (1 +- ``expect.mean_tolerance.<phase>``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.cases.schema import FieldError
+from harness.cases.sections import InputsSection, NetworkSection, SamplingSection, doc
+from harness.constants import PHASES, REFERENCES, STATISTICS
+from harness.kinds.base import Kind
+
+
+@dataclass
+class PhaseTolerance:
+    """A relative tolerance for each phase; a comment in the case file says why."""
+
+    ordered: float = field(metadata=doc("relative tolerance, ordered phase", min=0))
+    eoc: float = field(metadata=doc("relative tolerance, edge of chaos", min=0))
+    chaotic: float = field(metadata=doc("relative tolerance, chaotic phase", min=0))
+
+    def for_phase(self, phase: str) -> float:
+        assert phase in PHASES
+        return getattr(self, phase)
+
+
+@dataclass
+class DispersionExpectation:
+    """``[case.expect]`` of a dispersion case: which references, which statistics, how strict."""
+
+    reference: list[str] = field(
+        default_factory=lambda: ["exact"], metadata=doc("references to check", choices=REFERENCES, min_length=1))
+    statistics: list[str] = field(
+        default_factory=lambda: list(STATISTICS),
+        metadata=doc("statistics checked against the exact law", choices=STATISTICS))
+    goodness_of_fit: bool = field(default=True, metadata=doc("KS test of the samples against the exact law"))
+    false_alarm_rate: float = field(
+        default=1e-3, metadata=doc("probability that a correct NTK fails the case", min_exclusive=0, max_exclusive=1))
+    tolerance: PhaseTolerance | None = field(default=None, metadata=doc("for the asymptotic dispersion"))
+    mean_tolerance: PhaseTolerance | None = field(default=None, metadata=doc("for infinite-width means"))
+
+    def validate(self) -> None:
+        if "asymptotic" in self.reference and self.tolerance is None:
+            raise FieldError("expect.tolerance",
+                             "the asymptotic reference needs [case.expect.tolerance] with ordered, eoc, chaotic")
+        if "infinite-width" in self.reference and self.mean_tolerance is None:
+            raise FieldError("expect.mean_tolerance", "the infinite-width reference needs "
+                                                      "[case.expect.mean_tolerance] with ordered, eoc, chaotic")
+        for key in ("reference", "statistics"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise FieldError(f"expect.{key}", f"expected each entry once, got {values}")
+        if "exact" in self.reference and not (self.statistics or self.goodness_of_fit):
+            raise FieldError("expect.statistics",
+                             "the exact reference needs at least one statistic or goodness_of_fit = true")
+
+
+class DispersionKind(Kind):
+    name = "dispersion"
+    markers = ("dispersion",)
+    sections = {
+        "network": NetworkSection,
+        "inputs": InputsSection,
+        "sampling": SamplingSection,
+        "expect": DispersionExpectation,
+    }
+    run_module = "harness.kinds.dispersion.run"
+
+    def validate(self, case) -> None:
+        network: NetworkSection = case.sections["network"]
+        expect: DispersionExpectation = case.sections["expect"]
+        inputs: InputsSection = case.sections["inputs"]
+        if network.output_dim != 1:
+            raise FieldError("network.output_dim",
+                             f"dispersion cases study scalar outputs; expected 1, got {network.output_dim}")
+        exact_ok = network.activation == "relu" and network.sigma_b2 == 0
+        if ("exact" in expect.reference or "asymptotic" in expect.reference) and not exact_ok:
+            applies = ("only the infinite-width reference applies" if network.activation == "relu"
+                       else "no reference applies (all three need ReLU)")
+            raise FieldError("expect.reference",
+                             "the exact and asymptotic references hold for ReLU networks with sigma_b2 = 0 "
+                             f"(got activation {network.activation!r}, sigma_b2 {network.sigma_b2}); {applies}")
+        if "infinite-width" in expect.reference and network.activation != "relu":
+            raise FieldError("expect.reference", "the infinite-width NTK is implemented for ReLU only; "
+                                                 f"got activation {network.activation!r}")
+        if "asymptotic" in expect.reference and network.parametrization != "standard":
+            raise FieldError("expect.reference", "the asymptotic reference is for the standard parametrization")
+        input_dim = network.architecture().input_dim
+        needed = inputs.directions_needed()
+        if needed > input_dim:
+            raise FieldError("inputs.inner_products",
+                             f"{len(inputs.inner_products)} inputs at distinct angles need input_dim >= {needed}; "
+                             f"the network has input_dim {input_dim}")
+
+    def phase(self, case) -> str:
+        return case.sections["network"].phase
+
+    def case_id(self, case) -> str:
+        return "-".join(case.sections["network"].id_parts())
+
+
+KIND = DispersionKind()

@@ -1,0 +1,200 @@
+"""Running a dispersion case: sample the networks, summarize every entry, check each family.
+
+Data flow: case -> :func:`_sample` (networks -> NTK rows) -> :func:`_entries` (statistics
+of each entry) -> the check families (:func:`_finite_check`, :func:`_exact_checks`,
+:func:`_asymptotic_check`, :func:`_infinite_width_checks`) -> :class:`DispersionResult`.
+The families and how alpha is split between them are described in
+:mod:`harness.kinds.dispersion`.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import reference
+from harness.devices import resolve_device, resolve_dtype
+from harness.inputs import make_inputs
+from harness.kinds.base import KindOutcome
+from harness.kinds.dispersion import DispersionExpectation
+from harness.montecarlo import MemoryBudgetError, NTKSamples, sample_ntk
+from harness.ntk.registry import ImplementationError, get_implementation
+from harness.options import RunOptions
+from harness.records import Check, Interval, Timing
+from harness.records.dispersion import AsymptoticReference, DispersionResult, EntryResult
+from harness.statistics import summarize, t_interval
+
+CONFIDENCE = 0.95
+DEFAULT_IMPLEMENTATION = "jacobian"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def run(case, options: RunOptions) -> KindOutcome:
+    total_start = time.perf_counter()
+    network = case.sections["network"]
+    sampling = case.sections["sampling"]
+    inputs = case.sections["inputs"]
+    expect: DispersionExpectation = case.sections["expect"]
+    architecture = network.architecture()
+    device = resolve_device(options.device or sampling.device)
+    dtype_name = options.dtype or sampling.dtype
+    implementation_name = options.implementation or case.implementation or DEFAULT_IMPLEMENTATION
+    outcome = KindOutcome(implementation=implementation_name, device=str(device), dtype=dtype_name,
+                          seed=sampling.seed)
+    x, cosines = make_inputs(inputs, architecture.input_dim)
+    try:
+        samples = _sample(architecture, x, sampling, implementation_name, dtype_name, device, options)
+    except (ImplementationError, MemoryBudgetError) as exc:
+        outcome.checks.append(Check("NTK computed", False, detail=str(exc)))
+        outcome.timing = Timing(total_seconds=time.perf_counter() - total_start)
+        return outcome
+
+    outcome.checks.append(_finite_check(samples, dtype_name))
+    finite_rows = samples.row[np.isfinite(samples.row).all(axis=1)]
+    result = DispersionResult(
+        architecture=architecture, input_norm_sq=inputs.norm**2, networks=sampling.networks,
+        entries=_entries(finite_rows, cosines, sampling.seed), nonfinite=samples.nonfinite,
+        parameter_count=samples.parameter_count, chunk_size=samples.chunk_size,
+    )
+
+    reference_start = time.perf_counter()
+    # Bonferroni: the case's false-alarm rate is split equally between the families of
+    # statistical checks present (exact law; infinite-width means), then within each.
+    families = [name for name in ("exact", "infinite-width") if name in expect.reference]
+    alpha_family = expect.false_alarm_rate / max(len(families), 1)
+    alpha_exact = alpha_family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
+    alpha_mean = alpha_family / max(samples.row.shape[1] - 1, 1)  # column 0 is x_0 itself: the diagonal
+    result.alpha_per_check = {"exact": alpha_exact, "infinite-width": alpha_mean}
+
+    law = None
+    if "exact" in expect.reference or "asymptotic" in expect.reference:
+        law = reference.ExactLaw(architecture.widths, network.sigma_w2, trainable_bias=network.trainable_bias,
+                                 input_norm_sq=inputs.norm**2, parametrization=network.parametrization)
+        diagonal = result.diagonal
+        diagonal.exact_mean, diagonal.exact_second_moment = law.mean(), law.second_moment()
+        diagonal.exact_dispersion = law.dispersion()
+    if "exact" in expect.reference and finite_rows.shape[0] >= 2:
+        outcome.checks += _exact_checks(law, finite_rows[:, 0], result.diagonal, expect, alpha_exact, sampling.seed,
+                                        options)
+    if "asymptotic" in expect.reference:
+        outcome.checks.append(_asymptotic_check(result, expect, case.sections["network"].phase))
+    if "infinite-width" in expect.reference:
+        outcome.checks += _infinite_width_checks(result, finite_rows, expect, alpha_mean,
+                                                 case.sections["network"].phase)
+
+    outcome.result = result
+    outcome.timing = Timing(total_seconds=time.perf_counter() - total_start, ntk_seconds=samples.seconds,
+                            reference_seconds=time.perf_counter() - reference_start)
+    return outcome
+
+
+def _sample(architecture, x, sampling, implementation_name, dtype_name, device, options) -> NTKSamples:
+    """The NTK rows Theta_s(x_0, X_j) of the case's networks ([networks, N])."""
+    implementation = get_implementation(implementation_name)
+    return sample_ntk(
+        architecture, x, samples=sampling.networks, seed=sampling.seed, implementation=implementation,
+        dtype=resolve_dtype(dtype_name), draw_dtype=resolve_dtype(sampling.draw_dtype), device=device,
+        memory_budget_bytes=options.memory_budget_bytes, progress=options.progress,
+    )
+
+
+def _finite_check(samples: NTKSamples, dtype_name: str) -> Check:
+    nonfinite = samples.nonfinite
+    total = samples.row.shape[0]
+    return Check(
+        "all NTK samples finite", nonfinite == 0, measured=float(nonfinite), expected="0 non-finite samples",
+        detail=(f"{nonfinite} of {total} networks gave a NaN or infinite NTK entry (overflow in {dtype_name}?); "
+                "statistics below use the finite ones only" if nonfinite else ""),
+    )
+
+
+def _entries(finite_rows: np.ndarray, cosines: np.ndarray, seed: int) -> list[EntryResult]:
+    """Statistics of every entry Theta(x_0, X_j), j = 0 the diagonal; entry j's bootstrap is
+    seeded with seed + j."""
+    entries = []
+    for j in range(finite_rows.shape[1]):
+        statistics = summarize(finite_rows[:, j], confidence=CONFIDENCE, seed=seed + j)
+        entries.append(EntryResult(cosine=float(cosines[j]), statistics=statistics))
+    return entries
+
+
+def _exact_checks(law, diagonal_samples, diagonal: EntryResult, expect, alpha: float, seed: int,
+                  options: RunOptions) -> list[Check]:
+    """Each statistic of Theta(x_0, x_0) in its calibrated acceptance interval, and a KS test."""
+    checks = []
+    accepted = reference.acceptance_intervals(law, diagonal_samples.size, alpha=alpha,
+                                              statistics=tuple(expect.statistics), cache_dir=options.cache_dir)
+    diagonal.acceptance = {name: Interval(*bounds) for name, bounds in accepted.items()}
+    exact_values = {"mean": diagonal.exact_mean, "dispersion": diagonal.exact_dispersion}
+    for name in expect.statistics:
+        low, high = accepted[name]
+        estimate = diagonal.statistics.get(name)
+        value = estimate.value if estimate is not None else float("nan")
+        checks.append(Check(
+            f"{name} in calibrated interval (exact law)", bool(low <= value <= high), measured=value,
+            measured_interval=estimate.interval if estimate is not None else Interval(np.nan, np.nan),
+            expected=f"[{_fmt(low)}, {_fmt(high)}] at level {alpha:.2g}", reference=exact_values.get(name),
+            accepted=Interval(low, high), level=alpha,
+        ))
+    if expect.goodness_of_fit:
+        p_value = reference.goodness_of_fit(law, diagonal_samples, seed=seed)
+        diagonal.goodness_of_fit_p = p_value
+        checks.append(Check("samples follow the exact law (KS)", bool(p_value >= alpha), measured=p_value,
+                            expected=f"p >= {alpha:.2g}", level=alpha))
+    return checks
+
+
+def _asymptotic_check(result: DispersionResult, expect, phase: str) -> Check:
+    """The measured dispersion within the phase's tolerance of the n, L -> infinity limit."""
+    architecture = result.architecture
+    # |x|^2 n / n_0 enters the limit at the edge of chaos with biases
+    input_scale = result.input_norm_sq * (architecture.hidden_widths[0] / architecture.input_dim)
+    asymptotic = reference.asymptotic_dispersion(architecture.depth_to_width, architecture.sigma_w2,
+                                                 architecture.trainable_bias, input_scale=input_scale)
+    tolerance = expect.tolerance.for_phase(phase)
+    exact_dispersion = result.diagonal.exact_dispersion
+    result.asymptotic = AsymptoticReference(dispersion=asymptotic, tolerance=tolerance,
+                                            exact_deviation=exact_dispersion / asymptotic - 1.0,
+                                            input_scale=input_scale)
+    estimate = result.diagonal.statistics.get("dispersion")
+    value = estimate.value if estimate is not None else float("nan")
+    return Check(
+        "dispersion near the asymptotic limit", bool(abs(value - asymptotic) <= tolerance * asymptotic),
+        measured=value, measured_interval=estimate.interval if estimate is not None else None,
+        expected=f"{_fmt(asymptotic)} +- {tolerance:.0%} ({phase}); exact finite-width {_fmt(exact_dispersion)}",
+        reference=asymptotic, accepted=Interval(asymptotic * (1 - tolerance), asymptotic * (1 + tolerance)),
+    )
+
+
+def _infinite_width_checks(result: DispersionResult, finite_rows: np.ndarray, expect, alpha: float,
+                           phase: str) -> list[Check]:
+    """The mean of each off-diagonal Theta(x_0, x) against the infinite-width (Jacot) NTK."""
+    if finite_rows.shape[0] < 2:
+        return [Check("mean Theta(x0, x) (infinite width)", False,
+                      detail=f"only {finite_rows.shape[0]} network(s) gave a finite NTK row; a mean needs at least 2")]
+    architecture = result.architecture
+    tolerance = expect.mean_tolerance.for_phase(phase)
+    norm_sq = result.input_norm_sq
+    checks = []
+    for j, entry in enumerate(result.entries):
+        expected_mean = reference.infinite_width_ntk(
+            entry.cosine * norm_sq, norm_sq, norm_sq, architecture.widths, architecture.sigma_w2,
+            architecture.sigma_b2, trainable_bias=architecture.trainable_bias,
+            parametrization=architecture.parametrization)
+        entry.infinite_width_mean = expected_mean
+        if j == 0:
+            continue
+        interval = t_interval(finite_rows[:, j], 1 - alpha)
+        band_low, band_high = expected_mean * (1 - tolerance), expected_mean * (1 + tolerance)
+        low, high = min(band_low, band_high), max(band_low, band_high)
+        checks.append(Check(
+            f"mean Theta(x0, x) at cos {entry.cosine:.2f} (infinite width)",
+            bool(interval.high >= low and interval.low <= high), measured=entry.value("mean"),
+            measured_interval=interval,
+            expected=f"{_fmt(expected_mean)} +- {tolerance:.0%} ({phase}); t-interval at {1 - alpha:.4%}",
+            reference=expected_mean, accepted=Interval(low, high), level=alpha,
+        ))
+    return checks

@@ -1,0 +1,253 @@
+"""``kind = "training"``: does the NTK stay put during training, phase by phase? (spec, torch-free)
+
+A training case trains S networks (one per seed index) of ``[case.network]`` on real data
+(``[case.training]``: scikit-learn's bundled digits by default), computes each network's
+empirical NTK on a class-grouped probe set at the checkpoints, and compares the measured
+movement of the NTK with the expectations of the network's phase (``[case.expect.ordered]``,
+``[case.expect.eoc]``, ``[case.expect.chaotic]``; the phase comes from
+:func:`reference.phase_of`). Only the table of the case's own phase applies, so one file
+can sweep ``sigma_w2 = [1.0, 2.0, 2.2]`` and state all three phases' expectations.
+
+Three families of checks, each optional (:mod:`harness.kinds.training.run`):
+
+- level checks on the base network at the last checkpoint: ``<quantity>_at_most`` /
+  ``<quantity>_at_least`` compare the MEAN over networks with the bound; the mean's
+  t-interval is printed. A bound is set in the case file with a margin over a calibrated
+  spread measured with OTHER seeds (the case comments say how);
+- a depth trend (``[case.depth_trend] depths = [...]``, same width): least squares of
+  ``log(quantity)`` on depth over all (network, depth) points with the t-interval of the
+  slope; ``depth_slope_above = b`` passes iff the interval lies above b,
+  ``depth_slope_not_above = b`` passes iff its lower end is at most b;
+- a width scaling (``[case.scaling] width_values = [...]``, ``depth_to_width`` fixed, depth =
+  max(1, round(lambda * width))): the exponent alpha of ``quantity ~ A width^alpha`` by least
+  squares of log quantity on log width, with its t-interval; ``width_exponent_below = b``
+  passes iff the interval lies below b, ``width_exponent_not_below = b`` iff its upper end is
+  at least b.
+
+Every run also checks that training did not diverge (a NaN or infinite loss ends the case
+with a failure naming the step and the learning rate).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.cases.schema import FieldError
+from harness.cases.sections import NetworkSection, doc
+from harness.constants import DATASETS, DTYPE_NAMES, LOSSES, NORMALIZATIONS, OPTIMIZERS
+from harness.kinds.base import Kind
+
+#: Quantities that may be fitted in log space (positive at the last checkpoint).
+FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
+
+
+def checkpoint_steps(steps: int, checkpoints, count: int = 5) -> tuple[int, ...]:
+    """The given checkpoints, or ``count`` steps evenly spaced from 0 to ``steps``; 0 and ``steps`` always included."""
+    if checkpoints:
+        chosen = set(int(t) for t in checkpoints)
+    else:
+        chosen = set(int(round(t)) for t in np.linspace(0, steps, count))
+    chosen |= {0, steps}
+    return tuple(sorted(chosen))
+
+
+@dataclass
+class TrainingSection:
+    """``[case.training]``: data, optimizer, loss, checkpoints, probe set and networks.
+
+    ``digits`` has 64 inputs and 10 classes; ``teacher_student`` has 32 inputs and ``classes``
+    classes. ``[case.network]`` must give ``input_dim`` and ``output_dim`` to match (checked at
+    collection): one output per class, MSE against one-hot targets or cross-entropy.
+    """
+
+    learning_rate: float = field(metadata=doc("learning rate", min_exclusive=0))
+    steps: int = field(metadata=doc("number of parameter updates", min=1))
+    optimizer: str = field(default="sgd", metadata=doc("optimizer", choices=OPTIMIZERS))
+    momentum: float = field(default=0.0, metadata=doc("SGD momentum (sgd only)", min=0, max_exclusive=1))
+    batch_size: int = field(default=64, metadata=doc("minibatch size (>= training set size: full batch)", min=1))
+    loss: str = field(default="mse", metadata=doc("mse (one-hot targets) | cross_entropy", choices=LOSSES))
+    checkpoints: list[int] = field(default_factory=list, metadata=doc(
+        "steps at which the NTK is measured (0 and steps always added); empty: 5 evenly spaced", min=0))
+    dataset: str = field(default="digits", metadata=doc("dataset", choices=tuple(DATASETS)))
+    normalization: str = field(default="unit_norm", metadata=doc("input normalization", choices=NORMALIZATIONS))
+    test_fraction: float = field(default=0.25, metadata=doc("held-out fraction per class", min=0, max_exclusive=1))
+    data_seed: int = field(default=0, metadata=doc("seed of the split, the probe set and the teacher", min=0))
+    samples: int = field(default=2000, metadata=doc(
+        "teacher_student: number of samples; mnist: size of a class-stratified subset", min=2))
+    data_path: str | None = field(default=None, metadata=doc(
+        "mnist: folder of the IDX files or an .npz (default: $NTK_HARNESS_MNIST)"))
+    classes: int = field(default=10, metadata=doc("teacher_student: number of classes", min=2))
+    probe_per_class: int = field(default=10, metadata=doc(
+        "probe inputs per class (NTK on classes x this); at least 2 for within-class entries", min=2))
+    networks: int = field(default=4, metadata=doc("independently initialized and trained networks", min=2))
+    seed: int = field(default=0, metadata=doc("run seed; network i uses a seed derived from (seed, i)", min=0))
+    eigenvalues: int = field(default=5, metadata=doc("top eigenvalues of the probe NTK recorded", min=1))
+    confidence: float = field(default=0.95, metadata=doc("level of every interval", min_exclusive=0, max_exclusive=1))
+    dtype: str = field(default="float32", metadata=doc("compute dtype", choices=DTYPE_NAMES))
+    device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, ..."))
+
+    def validate(self) -> None:
+        bad = [t for t in self.checkpoints if t > self.steps]
+        if bad:
+            raise FieldError("training.checkpoints", f"expected steps between 0 and steps = {self.steps}, got {bad}")
+        if self.momentum and self.optimizer != "sgd":
+            raise FieldError("training.momentum", f"applies to optimizer 'sgd' only, got optimizer {self.optimizer!r}")
+        if self.dataset == "mnist":
+            from harness.training.data import DataError, mnist_path
+
+            try:
+                mnist_path(self.data_path)
+            except DataError as exc:
+                raise FieldError("training.data_path", str(exc)) from None
+        if self.normalization == "pixels" and self.dataset == "teacher_student":
+            raise FieldError("training.normalization", "pixels applies to image datasets (digits, mnist)")
+        smallest = self.smallest_class()
+        train = smallest - int(round(smallest * self.test_fraction))
+        if train < self.probe_per_class:
+            raise FieldError("training.probe_per_class", (
+                f"probe set larger than the data: probe_per_class = {self.probe_per_class} needs "
+                f"{self.probe_per_class} training samples of each of {self.num_classes()} classes, but dataset "
+                f"{self.dataset!r} with test_fraction = {self.test_fraction} has only {train} in its smallest class"))
+
+    def input_dim(self) -> int:
+        return DATASETS[self.dataset]["input_dim"]
+
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset]["classes"] or self.classes
+
+    def smallest_class(self) -> int:
+        """Samples of the smallest class before the split (from :data:`harness.constants.DATASETS`)."""
+        known = DATASETS[self.dataset]["smallest_class"]
+        if self.dataset == "mnist":   # a stratified subset of `samples` images (smallest class: 9.0%)
+            return min(known, int(self.samples * 0.09))
+        return known if known is not None else self.samples // self.classes
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        return checkpoint_steps(self.steps, self.checkpoints)
+
+
+@dataclass
+class DepthTrendSection:
+    """``[case.depth_trend]``: the same width at several depths (empty ``depths``: no trend check)."""
+
+    depths: list[int] = field(default_factory=list, metadata=doc("depths L trained at the network's width", min=1))
+    quantity: str = field(default="relative_change", metadata=doc("quantity fitted (log) against depth",
+                                                                   choices=FITTABLE))
+
+    def validate(self) -> None:
+        if self.depths and len(set(self.depths)) < 2:
+            raise FieldError("depth_trend.depths", f"expected at least two distinct depths, got {self.depths}")
+
+
+@dataclass
+class ScalingSection:
+    """``[case.scaling]``: several widths at a fixed depth-to-width ratio (empty ``width_values``: no fit).
+
+    With ``depth`` given, every width is trained at that fixed depth instead (the
+    infinite-width, fixed-depth setting of Jacot et al.: a control in which the NTK must
+    freeze as the width grows).
+    """
+
+    width_values: list[int] = field(default_factory=list, metadata=doc("values of the hidden width n", min=1))
+    depth_to_width: float = field(default=0.125, metadata=doc("lambda = L / n; depth = max(1, round(lambda n))",
+                                                                min_exclusive=0))
+    depth: int | None = field(default=None, metadata=doc("fixed depth for every width (overrides depth_to_width)",
+                                                           min=1))
+    quantity: str = field(default="relative_change", metadata=doc("quantity fitted (log-log) against width",
+                                                                   choices=FITTABLE))
+
+    def validate(self) -> None:
+        if self.width_values and len(set(self.width_values)) < 2:
+            raise FieldError("scaling.width_values", f"expected at least two distinct widths, got {self.width_values}")
+
+    def depth_at(self, width: int) -> int:
+        if self.depth is not None:
+            return self.depth
+        return max(1, int(round(self.depth_to_width * width)))
+
+    def describe(self) -> str:
+        return f"L={self.depth}" if self.depth is not None else f"lambda={self.depth_to_width:g}"
+
+
+def _bound(text: str):
+    return field(default=None, metadata=doc(text))
+
+
+@dataclass
+class PhaseExpectation:
+    """What one phase should show; every bound is optional (None: not checked)."""
+
+    relative_change_at_most: float | None = _bound("mean final relative change of the output-trace NTK <= this")
+    relative_change_at_least: float | None = _bound("mean final relative change >= this")
+    relative_change_full_at_most: float | None = _bound("same for the full per-output NTK")
+    relative_change_full_at_least: float | None = _bound("same for the full per-output NTK")
+    alignment_at_least: float | None = _bound("mean final alignment (cosine with Theta_0) >= this")
+    alignment_at_most: float | None = _bound("mean final alignment <= this")
+    block_ratio_growth_at_least: float | None = _bound("mean block_ratio_T / block_ratio_0 >= this")
+    block_ratio_growth_at_most: float | None = _bound("mean block_ratio_T / block_ratio_0 <= this")
+    train_loss_at_most: float | None = _bound("mean final training loss <= this (the network did train)")
+    depth_slope_above: float | None = _bound("depth trend: slope interval of log(quantity) vs depth above this")
+    depth_slope_not_above: float | None = _bound("depth trend: slope interval's lower end <= this")
+    width_exponent_below: float | None = _bound("width scaling: exponent interval below this")
+    width_exponent_not_below: float | None = _bound("width scaling: exponent interval's upper end >= this")
+
+
+@dataclass
+class TrainingExpectation:
+    """``[case.expect]`` of a training case: one sub-table per phase, ``[case.expect.ordered]`` etc."""
+
+    ordered: PhaseExpectation = field(default_factory=PhaseExpectation)
+    eoc: PhaseExpectation = field(default_factory=PhaseExpectation)
+    chaotic: PhaseExpectation = field(default_factory=PhaseExpectation)
+
+
+#: ``<quantity>_<side>`` bounds of :class:`PhaseExpectation` that compare a final mean.
+LEVEL_BOUNDS = {
+    f"{quantity}_{side}": (quantity, side)
+    for quantity in ("relative_change", "relative_change_full", "alignment", "block_ratio_growth", "train_loss")
+    for side in ("at_most", "at_least")
+}
+
+
+class TrainingKind(Kind):
+    name = "training"
+    sections = {"network": NetworkSection, "training": TrainingSection, "depth_trend": DepthTrendSection,
+                "scaling": ScalingSection, "expect": TrainingExpectation}
+    markers = ("training",)
+    run_module = "harness.kinds.training.run"
+
+    def validate(self, case) -> None:
+        network: NetworkSection = case.sections["network"]
+        training: TrainingSection = case.sections["training"]
+        if network.input_dim is None:
+            raise FieldError("network.input_dim", f"expected {training.input_dim()} (the input dimension of dataset "
+                                                  f"{training.dataset!r}), got nothing")
+        if network.input_dim != training.input_dim():
+            raise FieldError("network.input_dim", f"expected {training.input_dim()} for dataset "
+                                                  f"{training.dataset!r}, got {network.input_dim}")
+        if network.output_dim != training.num_classes():
+            raise FieldError("network.output_dim", f"expected {training.num_classes()} (one output per class of "
+                                                   f"{training.dataset!r}; the {training.loss} loss uses one-hot "
+                                                   f"targets), got {network.output_dim}")
+        trend: DepthTrendSection = case.sections["depth_trend"]
+        if trend.depths and len(set(network.layer_widths)) > 1:
+            raise FieldError("depth_trend.depths", "needs a network of equal hidden widths ('depth' and 'width')")
+        if not math.isfinite(training.learning_rate):
+            raise FieldError("training.learning_rate", "expected a finite number")
+
+    def phase(self, case) -> str:
+        return case.sections["network"].phase
+
+    def case_id(self, case) -> str:
+        network: NetworkSection = case.sections["network"]
+        training: TrainingSection = case.sections["training"]
+        parts = network.id_parts(with_input_dim=False)  # the dataset fixes it
+        parts += [f"{training.optimizer}{training.learning_rate:g}", f"T{training.steps}"]
+        if training.dataset != "digits":
+            parts.append(training.dataset)
+        return "-".join(parts)
+
+
+KIND = TrainingKind()

@@ -1,0 +1,144 @@
+"""Run options, defined once and added to both front ends (pytest plugin and ``ntk-harness``).
+
+Each :class:`Option` becomes ``--ntk-<name>`` in pytest's option group "ntk-harness" and in
+every ``ntk-harness`` command that runs cases, with the same name, type, default and help
+(as pytest-benchmark shares its option builders between its plugin and its CLI).
+:func:`run_options` turns either front end's parsed values into one :class:`RunOptions`.
+Torch-free: devices and dtypes are checked by name here and resolved when a case runs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.constants import DTYPE_NAMES
+
+#: Default memory budget of one chunk of networks (MiB).
+DEFAULT_MEMORY_BUDGET_MIB = 512
+#: Default time limit of one case (seconds); 0 turns it off.
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+
+
+def default_cache_dir() -> Path:
+    """``$NTK_HARNESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ntk-harness`` (``~/.cache/ntk-harness``).
+
+    One user-level cache for both front ends and every project: calibrated intervals depend
+    only on the parameters they were computed for, so sharing them is safe and saves time.
+    """
+    explicit = os.environ.get("NTK_HARNESS_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ntk-harness"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One run option: ``--ntk-<name>``; ``dest`` is its attribute on the parsed namespace."""
+
+    name: str
+    help: str
+    default: Any = None
+    type: Callable | None = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    action: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--ntk-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "ntk_" + self.name.replace("-", "_")
+
+    def kwargs(self) -> dict:
+        out = {"dest": self.dest, "help": self.help, "default": self.default}
+        for key in ("type", "choices", "metavar", "action"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value == value or value < 0 or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
+RUN_OPTIONS = (
+    Option("device", "device for every case: auto (CUDA if present, else CPU), cpu, cuda, cuda:N "
+                     "(default: each case's own)", metavar="DEV"),
+    Option("dtype", "compute dtype for every case (default: each case's own)", choices=DTYPE_NAMES),
+    Option("impl", "NTK implementation for every case: a built-in name, an entry-point name or "
+                   "package.module:function (default: each case's own)", metavar="SPEC"),
+    Option("cache-dir", "cache of calibrated acceptance intervals (default: $NTK_HARNESS_CACHE_DIR or "
+                        "~/.cache/ntk-harness)", metavar="DIR"),
+    Option("memory-budget", f"memory budget of one chunk of networks in MiB (default {DEFAULT_MEMORY_BUDGET_MIB})",
+           default=DEFAULT_MEMORY_BUDGET_MIB, type=float, metavar="MIB"),
+    Option("timeout", f"time limit of one case in seconds; 0: none (default {DEFAULT_TIMEOUT_SECONDS:g})",
+           default=DEFAULT_TIMEOUT_SECONDS, type=float, metavar="SECONDS"),
+)
+
+
+def add_to_pytest(group) -> None:
+    """Add every run option to a pytest option group (``parser.getgroup(...)``)."""
+    for option in RUN_OPTIONS:
+        group.addoption(option.flag, **option.kwargs())
+
+
+def add_to_argparse(parser) -> None:
+    """Add every run option to an argparse (sub)parser."""
+    group = parser.add_argument_group("run options (the same as pytest's --ntk-* options)")
+    for option in RUN_OPTIONS:
+        group.add_argument(option.flag, **option.kwargs())
+
+
+@dataclass
+class RunOptions:
+    """Session-wide settings that override a case's own (``None`` = keep the case's)."""
+
+    device: str | None = None
+    dtype: str | None = None
+    implementation: str | None = None
+    cache_dir: Path | None = None
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_MIB * 2**20
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
+
+
+class OptionError(ValueError):
+    """An option value that cannot be used; the message names the option and what was expected."""
+
+
+def run_options(get: Callable[[str], Any]) -> RunOptions:
+    """:class:`RunOptions` from parsed values; ``get(dest)`` reads one (pytest's
+    ``config.getoption`` or ``vars(args).get``). Raises :class:`OptionError` naming the option."""
+    budget = get("ntk_memory_budget")
+    if budget is None or not budget > 0 or budget != budget or budget == float("inf"):
+        raise OptionError(f"--ntk-memory-budget: expected a number of MiB > 0, got {budget!r}")
+    timeout = get("ntk_timeout")
+    if timeout is None or timeout != timeout or timeout < 0:
+        raise OptionError(f"--ntk-timeout: expected a number of seconds >= 0 (0: no limit), got {timeout!r}")
+    device = get("ntk_device")
+    if device is not None:
+        check_device_name(device)
+    cache = get("ntk_cache_dir")
+    return RunOptions(
+        device=device, dtype=get("ntk_dtype"), implementation=get("ntk_impl"),
+        cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+        memory_budget_bytes=int(budget * 2**20), timeout_seconds=float(timeout),
+    )
+
+
+def check_device_name(name: str) -> None:
+    """Refuse a device name torch would not read (checked without importing torch):
+    ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+        raise OptionError(f"--ntk-device: expected auto, cpu, cuda, cuda:N or mps, got {name!r}")

@@ -1,0 +1,370 @@
+"""The typed result of a dispersion case, its table in a report and its figures.
+
+A dispersion case measures the row Theta(x_0, x_j) of S random networks. Entry 0 is the
+diagonal Theta(x_0, x_0); entry j > 0 has ``cosine`` = cos(x_0, x_j). For each entry the
+result keeps every statistic with its 95% interval (:mod:`harness.statistics`) and what
+theory says of it (exact moments, the calibrated acceptance interval of each statistic at
+this S, a goodness-of-fit p-value, the infinite-width mean), plus the case-level
+references (the asymptotic dispersion), the differential check against the reference
+implementation and the minimum detectable scale error.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from harness.architecture import Architecture
+from harness.constants import PHASES
+from harness.records.base import Estimate, Interval, KindResult, number
+from harness.records.figures import Figure, Panel, Series
+from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
+
+
+def _architecture_from_record(value: dict) -> Architecture:
+    return Architecture(
+        widths=(int(value["input_dim"]),) + tuple(int(n) for n in value["hidden_widths"]),
+        sigma_w2=float(value["sigma_w2"]), sigma_b2=float(value.get("sigma_b2", 0.0)),
+        activation=value.get("activation", "relu"), trainable_bias=bool(value.get("trainable_bias", True)),
+        parametrization=value.get("parametrization", "standard"), output_dim=int(value.get("output_dim", 1)),
+    )
+
+
+@dataclass
+class EntryResult:
+    """Statistics of one NTK entry Theta(x_0, x_j) over the networks, and its theory.
+
+    statistics: ``mean``, ``dispersion``, ``log_mean``, ``log_variance``, ``q05``..``q95``
+    (:func:`harness.statistics.summarize`). exact_mean / exact_second_moment /
+    exact_dispersion: the exact finite-width moments (Monte Carlo estimates with
+    ``exact_errors`` as standard errors where no closed form exists). acceptance: the
+    calibrated acceptance interval of each checked statistic at this S. infinite_width_mean:
+    the Jacot NTK at this pair of inputs.
+    """
+
+    cosine: float
+    statistics: dict[str, Estimate] = field(default_factory=dict)
+    exact_mean: float | None = None
+    exact_second_moment: float | None = None
+    exact_dispersion: float | None = None
+    exact_errors: dict[str, float] = field(default_factory=dict)
+    acceptance: dict[str, Interval] = field(default_factory=dict)
+    goodness_of_fit_p: float | None = None
+    infinite_width_mean: float | None = None
+
+    def value(self, statistic: str) -> float | None:
+        estimate = self.statistics.get(statistic)
+        return estimate.value if estimate is not None else None
+
+    def to_record(self) -> dict:
+        return {
+            "cosine": self.cosine, "statistics": self.statistics, "exact_mean": self.exact_mean,
+            "exact_second_moment": self.exact_second_moment, "exact_dispersion": self.exact_dispersion,
+            "exact_errors": self.exact_errors, "acceptance": self.acceptance,
+            "goodness_of_fit_p": self.goodness_of_fit_p, "infinite_width_mean": self.infinite_width_mean,
+        }
+
+    @classmethod
+    def from_record(cls, value: dict) -> EntryResult:
+        return cls(
+            cosine=number(value["cosine"]),
+            statistics={k: Estimate.from_record(v) for k, v in (value.get("statistics") or {}).items()},
+            exact_mean=number(value.get("exact_mean")), exact_second_moment=number(value.get("exact_second_moment")),
+            exact_dispersion=number(value.get("exact_dispersion")),
+            exact_errors={k: number(v) for k, v in (value.get("exact_errors") or {}).items()},
+            acceptance={k: Interval.from_record(v) for k, v in (value.get("acceptance") or {}).items()},
+            goodness_of_fit_p=number(value.get("goodness_of_fit_p")),
+            infinite_width_mean=number(value.get("infinite_width_mean")),
+        )
+
+
+@dataclass
+class AsymptoticReference:
+    """The n, L -> infinity dispersion at lambda, the case's tolerance for its phase, the exact
+    finite-width dispersion's deviation from it, and the input scale |x|^2 n / n_0 it used."""
+
+    dispersion: float
+    tolerance: float
+    exact_deviation: float
+    input_scale: float
+
+    def to_record(self) -> dict:
+        return {"dispersion": self.dispersion, "tolerance": self.tolerance, "exact_deviation": self.exact_deviation,
+                "input_scale": self.input_scale}
+
+    @classmethod
+    def from_record(cls, value: dict) -> AsymptoticReference:
+        return cls(**{k: number(value[k]) for k in ("dispersion", "tolerance", "exact_deviation", "input_scale")})
+
+
+@dataclass
+class DifferentialResult:
+    """The case's own networks recomputed with the reference implementation, entry by entry.
+
+    networks: how many of the case's networks were recomputed (a seeded subset);
+    max_relative_error: max over them of max|K - K_ref| / max|K_ref|; worst: where;
+    rtol: the agreement tolerance for the dtype; seconds: its cost.
+    """
+
+    reference: str
+    networks: int
+    max_relative_error: float
+    rtol: float
+    worst: str = ""
+    seconds: float = 0.0
+
+    def to_record(self) -> dict:
+        return {"reference": self.reference, "networks": self.networks, "max_relative_error": self.max_relative_error,
+                "rtol": self.rtol, "worst": self.worst, "seconds": self.seconds}
+
+    @classmethod
+    def from_record(cls, value: dict) -> DifferentialResult:
+        return cls(reference=value["reference"], networks=int(value["networks"]),
+                   max_relative_error=number(value["max_relative_error"]), rtol=number(value["rtol"]),
+                   worst=value.get("worst", ""), seconds=number(value.get("seconds")) or 0.0)
+
+
+@dataclass
+class DispersionResult(KindResult):
+    """What a dispersion case measured and what theory said (see the module docstring).
+
+    entries[0] is the diagonal Theta(x_0, x_0). alpha_per_check: the false-alarm rate given
+    to each check of a family (``exact``, ``infinite-width``). minimum_detectable_scale: the
+    factors c < 1 and c > 1 at which a scale error Theta -> c Theta is caught with
+    probability 0.9 by this case's exact-law checks (None when not computed).
+    """
+
+    kind = "dispersion"
+
+    architecture: Architecture
+    input_norm_sq: float
+    networks: int
+    entries: list[EntryResult]
+    nonfinite: int = 0
+    parameter_count: int = 0
+    chunk_size: int = 0
+    alpha_per_check: dict[str, float] = field(default_factory=dict)
+    asymptotic: AsymptoticReference | None = None
+    differential: DifferentialResult | None = None
+    minimum_detectable_scale: Interval | None = None
+
+    @property
+    def diagonal(self) -> EntryResult:
+        return self.entries[0]
+
+    def statistics(self) -> dict[str, Estimate]:
+        out = {}
+        for j, entry in enumerate(self.entries):
+            where = "diagonal" if j == 0 else f"cos={entry.cosine:.3g}"
+            for name, estimate in entry.statistics.items():
+                out[f"{where}.{name}"] = estimate
+        return out
+
+    def describe(self) -> list[tuple[str, object]]:
+        a = self.architecture
+        hidden = a.hidden_widths
+        return [("depth_to_width", a.depth_to_width), ("input_dim", a.input_dim), ("input_norm_sq", self.input_norm_sq),
+                ("width", hidden[0] if len(set(hidden)) == 1 else list(hidden)), ("depth", a.depth),
+                ("sigma_w2", a.sigma_w2), ("sigma_b2", a.sigma_b2), ("activation", a.activation),
+                ("trainable_bias", a.trainable_bias), ("parametrization", a.parametrization),
+                ("networks", self.networks)]
+
+    def to_record(self) -> dict:
+        return {
+            "architecture": self.architecture.to_record(), "input_norm_sq": self.input_norm_sq,
+            "networks": self.networks, "nonfinite": self.nonfinite, "parameter_count": self.parameter_count,
+            "chunk_size": self.chunk_size, "alpha_per_check": self.alpha_per_check,
+            "entries": self.entries, "asymptotic": self.asymptotic, "differential": self.differential,
+            "minimum_detectable_scale": self.minimum_detectable_scale,
+        }
+
+    @classmethod
+    def from_record(cls, value: dict) -> DispersionResult:
+        return cls(
+            architecture=_architecture_from_record(value["architecture"]),
+            input_norm_sq=number(value["input_norm_sq"]), networks=int(value["networks"]),
+            entries=[EntryResult.from_record(e) for e in value["entries"]],
+            nonfinite=int(value.get("nonfinite", 0)), parameter_count=int(value.get("parameter_count", 0)),
+            chunk_size=int(value.get("chunk_size", 0)),
+            alpha_per_check={k: number(v) for k, v in (value.get("alpha_per_check") or {}).items()},
+            asymptotic=AsymptoticReference.from_record(value["asymptotic"]) if value.get("asymptotic") else None,
+            differential=DifferentialResult.from_record(value["differential"]) if value.get("differential") else None,
+            minimum_detectable_scale=Interval.from_record(value.get("minimum_detectable_scale")),
+        )
+
+    # ------------------------------------------------------------------ report
+    @classmethod
+    def table(cls, records) -> tuple[list[str], list[list[str]]]:
+        headers = ["case", "n", "L", "λ", "σ_w²", "bias", "S", "dispersion [95% CI]", "exact", "accepted (exact law)",
+                   "asymptotic", "mean Θ(x,x) [95% CI]", "exact mean", "KS p", "detectable scale c", "verdict"]
+        rows = []
+        for record in records:
+            r: DispersionResult = record.result
+            if r is None:
+                rows.append([record.case] + [""] * (len(headers) - 2) + [verdict(record)])
+                continue
+            a, d = r.architecture, r.diagonal
+            hidden = a.hidden_widths
+            width = str(hidden[0]) if len(set(hidden)) == 1 else f"{min(hidden)}-{max(hidden)}"
+            dispersion, mean = d.statistics.get("dispersion"), d.statistics.get("mean")
+            scale = r.minimum_detectable_scale
+            rows.append([
+                record.case, width, str(a.depth), fmt(a.depth_to_width, 3), fmt(a.sigma_w2),
+                "yes" if a.trainable_bias else "no", str(r.networks),
+                fmt_with_interval(dispersion.value, dispersion.interval) if dispersion else "",
+                fmt(d.exact_dispersion), fmt_interval(d.acceptance.get("dispersion")),
+                fmt(r.asymptotic.dispersion) if r.asymptotic else "",
+                fmt_with_interval(mean.value, mean.interval) if mean else "", fmt(d.exact_mean),
+                fmt(d.goodness_of_fit_p, 3),
+                f"{scale.low:.3g} / {scale.high:.3g}" if scale is not None else "", verdict(record),
+            ])
+        return headers, rows
+
+    @classmethod
+    def figures(cls, records) -> list[Figure]:
+        usable = [r for r in records if r.result is not None and r.result.diagonal.statistics.get("dispersion")]
+        figures = []
+        depth = _dispersion_vs_depth(usable)
+        if depth is not None:
+            figures.append(depth)
+        correlation = _dispersion_vs_correlation(usable)
+        if correlation is not None:
+            figures.append(correlation)
+        return figures
+
+
+# ---------------------------------------------------------------------- figures
+def _uniform_width(a: Architecture) -> int | None:
+    hidden = a.hidden_widths
+    return hidden[0] if len(set(hidden)) == 1 else None
+
+
+def _series_key(r: DispersionResult) -> tuple:
+    a = r.architecture
+    return (_uniform_width(a), a.trainable_bias, a.input_dim, a.parametrization, r.input_norm_sq)
+
+
+def _series_label(key: tuple) -> str:
+    width, bias, input_dim, parametrization, norm_sq = key
+    label = f"n = {width}" + ("" if bias else ", no bias")
+    if input_dim != width:
+        label += f", n₀ = {input_dim}"
+    if parametrization != "standard":
+        label += f", {parametrization}"
+    if norm_sq != 1.0:
+        label += f", |x|² = {norm_sq:g}"
+    return label
+
+
+def _dispersion_vs_depth(records) -> Figure | None:
+    import reference
+
+    by_sigma = defaultdict(list)
+    for record in records:
+        r: DispersionResult = record.result
+        a = r.architecture
+        if _uniform_width(a) is None or a.activation != "relu" or a.sigma_b2 != 0:
+            continue
+        by_sigma[a.sigma_w2].append(record)
+    if not by_sigma:
+        return None
+    panels = []
+    for sigma in sorted(by_sigma):
+        series_of = defaultdict(list)
+        for record in by_sigma[sigma]:
+            series_of[_series_key(record.result)].append(record)
+        panel = Panel(title=f"$\\sigma_w^2 = {sigma:g}$ ({record.phase})", xlabel="depth $L$",
+                      ylabel=r"$E[\Theta^2]/E[\Theta]^2$ of $\Theta(x,x)$", yscale="log")
+        for key, group in sorted(series_of.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+            width, bias, input_dim, parametrization, norm_sq = key
+            label = _series_label(key)
+            group.sort(key=lambda rec: rec.result.architecture.depth)
+            depths = [rec.result.architecture.depth for rec in group]
+            values = [rec.result.diagonal.value("dispersion") for rec in group]
+            accepted = [rec.result.diagonal.acceptance.get("dispersion") for rec in group]
+            with_band = [i for i, acc in enumerate(accepted) if acc is not None]
+            if with_band:
+                panel.series.append(Series(
+                    x=[depths[i] for i in with_band], y=[values[i] for i in with_band], style="ranges",
+                    low=[accepted[i].low for i in with_band], high=[min(accepted[i].high, 1e300) for i in with_band],
+                    label=f"{label}: accepted at its S", color_key=label))
+            panel.series.append(Series(x=depths, y=values, label=f"{label}: measured", style="points", color_key=label))
+            max_depth = max(depths)
+            exact_depths, exact_values, asymptotic_values = [], [], []
+            for depth in range(1, max_depth + 1):
+                try:
+                    law = reference.ExactLaw((input_dim,) + (width,) * depth, sigma, trainable_bias=bias,
+                                             input_norm_sq=norm_sq, parametrization=parametrization)
+                    exact_values.append(law.dispersion())
+                    exact_depths.append(depth)
+                except ValueError:
+                    continue
+                if parametrization == "standard":
+                    asymptotic_values.append(reference.asymptotic_dispersion(
+                        depth / width, sigma, bias, input_scale=norm_sq * width / input_dim))
+            if exact_values:
+                panel.series.append(Series(x=exact_depths, y=exact_values, style="line", color_key=label,
+                                           label=f"{label}: exact, finite width"))
+            if len(asymptotic_values) == len(exact_depths) and asymptotic_values:
+                panel.series.append(Series(x=exact_depths, y=asymptotic_values, style="dashed", color_key=label,
+                                           label=f"{label}: $n, L \\to \\infty$ at $\\lambda = L/n$"))
+        panels.append(panel)
+    return Figure(
+        name="dispersion_vs_depth.png", panels=panels, columns=4, panel_size=(3.8, 3.1),
+        caption=("Dispersion E[Θ²]/E[Θ]² of the diagonal NTK Θ(x, x) against depth, one panel per σ_w², one colour "
+                 "per network width. Dots: the measured ratio estimate mean(Θ²)/mean(Θ)². Vertical bars: the "
+                 "calibrated acceptance interval of that estimator at the case's number of networks, computed from "
+                 "the exact finite-width law; this is what the verdict uses. The estimator is heavy-tailed and "
+                 "biased low, so the bars sit mostly below the exact value. Solid line: the exact finite-width "
+                 "dispersion at every depth. Dashed line: the n, L → ∞ limit at λ = L/n."))
+
+
+def _dispersion_vs_correlation(records) -> Figure | None:
+    usable = [rec for rec in records if len(rec.result.entries) >= 2 and _uniform_width(rec.result.architecture)]
+    if not usable:
+        return None
+    by_name = defaultdict(list)
+    for rec in usable:
+        by_name[rec.name].append(rec)
+    name, chosen = max(by_name.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    by_sigma = defaultdict(list)
+    for rec in chosen:
+        by_sigma[rec.result.architecture.sigma_w2].append(rec)
+    panels = []
+    for sigma in sorted(by_sigma):
+        group = sorted(by_sigma[sigma], key=lambda rec: rec.result.architecture.depth)
+        if len(group) > 4:   # at most 4 depths per panel, spread over the range, so that bars stay readable
+            picks = sorted({round(i * (len(group) - 1) / 3) for i in range(4)})
+            group = [group[i] for i in picks]
+        panel = Panel(title=f"$\\sigma_w^2 = {sigma:g}$ ({group[0].phase})", xlabel=r"$\cos(x_0, x)$",
+                      ylabel=r"dispersion of $\Theta(x_0, x)$", yscale="log")
+        for rec in group:
+            r: DispersionResult = rec.result
+            a = r.architecture
+            label = f"n = {_uniform_width(a)}, L = {a.depth}" + ("" if a.trainable_bias else ", no bias")
+            entries = sorted(r.entries, key=lambda e: e.cosine)
+            cosines = [e.cosine for e in entries]
+            values = [e.value("dispersion") for e in entries]
+            lows = [e.statistics["dispersion"].interval.low if "dispersion" in e.statistics else math.nan
+                    for e in entries]
+            highs = [e.statistics["dispersion"].interval.high if "dispersion" in e.statistics else math.nan
+                     for e in entries]
+            panel.series.append(Series(x=cosines, y=values, low=lows, high=highs, style="points", label=label,
+                                       color_key=label))
+            theory = [(e.cosine, e.exact_dispersion) for e in entries if e.exact_dispersion is not None]
+            if len(theory) >= 2:
+                panel.series.append(Series(x=[c for c, _ in theory], y=[v for _, v in theory], style="line",
+                                           color_key=label, label=f"{label}: exact law"))
+        panels.append(panel)
+    others = len(usable) - len(chosen)
+    return Figure(
+        name="dispersion_vs_correlation.png", panels=panels, columns=4, panel_size=(3.8, 3.1),
+        caption=(f"Dispersion E[Θ(x0,x)²]/E[Θ(x0,x)]² against the input correlation cos(x0, x) for case `{name}`, "
+                 "cos = 1 being the diagonal Θ(x0, x0). Dots: measured, with 95% percentile-bootstrap intervals "
+                 "(for reading; heavy tails make them too narrow at large depth). Lines: the exact finite-width law "
+                 "of each entry (Monte Carlo of the exact sampler), where the case computed it; the infinite-width "
+                 "NTK is deterministic (dispersion 1)."
+                 + (f" {others} other cases with off-diagonal entries are in results.json." if others else "")))
+
+
+__all__ = ["AsymptoticReference", "DifferentialResult", "DispersionResult", "EntryResult", "PHASES"]

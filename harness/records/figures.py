@@ -1,0 +1,74 @@
+"""Figure data a kind contributes to a report (torch-free, matplotlib-free).
+
+A kind's result type returns :class:`Figure` objects from its records; the report renders
+them (:mod:`harness.report.figures`) without knowing any kind's fields. A figure is a grid
+of panels; a :class:`Panel` holds :class:`Series` (points with error bars, lines, bands), a
+:class:`MatrixPanel` holds one matrix drawn as an image with class labels on its axes.
+
+Colours follow ``Series.color_key``: the same key gets the same colour in every panel of a
+figure (e.g. one colour per width across all panels).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: How a series is drawn: ``points`` (markers, optional error bars from low/high, no line),
+#: ``line`` (solid, no markers), ``dashed``, ``dotted``, ``band`` (filled between low and high),
+#: ``ranges`` (vertical bars from low to high at each x, no marker: an accepted region).
+STYLES = ("points", "line", "dashed", "dotted", "band", "ranges")
+
+
+@dataclass
+class Series:
+    """One series of a panel. ``low``/``high``: error bars (points), a band or ranges."""
+
+    x: list[float]
+    y: list[float]
+    label: str = ""
+    style: str = "points"
+    low: list[float] | None = None
+    high: list[float] | None = None
+    color_key: str | None = None
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}; got {self.style!r}")
+        if len(self.x) != len(self.y):
+            raise ValueError(f"series {self.label!r}: {len(self.x)} x values for {len(self.y)} y values")
+
+
+@dataclass
+class Panel:
+    """Axes with series; ``xscale``/``yscale``: ``linear`` or ``log``. Labels may use matplotlib mathtext."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: list[Series] = field(default_factory=list)
+    xscale: str = "linear"
+    yscale: str = "linear"
+    xticks: list[float] | None = None
+
+
+@dataclass
+class MatrixPanel:
+    """A matrix drawn as an image; ``labels`` (one class label per row) label the axes by class
+    blocks; panels of one figure with the same ``scale_key`` share one colour scale."""
+
+    title: str
+    matrix: list[list[float]]
+    labels: list[int] | None = None
+    colorbar_label: str = ""
+    scale_key: str | None = None
+    axis_label: str = "class"
+
+
+@dataclass
+class Figure:
+    """A PNG file of a report: ``name`` (file name), ``caption`` (said in report.md), panels."""
+
+    name: str
+    caption: str
+    panels: list[Panel | MatrixPanel]
+    columns: int = 3
+    panel_size: tuple[float, float] = (4.0, 3.2)
