@@ -231,6 +231,12 @@ class KindResult:
         """Figures this kind contributes to a report (:class:`harness.records.figures.Figure`)."""
         return []
 
+    @classmethod
+    def summaries(cls, records: list[CaseRecord]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+        """Extra tables of this kind in report.md, after its case tables: (title, text said
+        before the table, headers, rows), e.g. a claim that holds or fails per regime."""
+        return []
+
 
 @dataclass
 class CaseRecord:

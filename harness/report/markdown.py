@@ -104,6 +104,10 @@ def cases_section(records: list[CaseRecord]) -> list[str]:
             if without:
                 headers, rows = _generic_rows(without)
                 lines += [_table(rows, headers), ""]
+        if result_type is not None:
+            everything = [r for group in phases.values() for r in group if r.result is not None]
+            for title, text, headers, rows in result_type.summaries(everything):
+                lines += [f"### {title}", ""] + ([text, ""] if text else []) + [_table(rows, headers), ""]
     return lines
 
 
