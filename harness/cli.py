@@ -31,7 +31,13 @@ TOP_LEVEL_FLAGS = ("-h", "--help")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits with status 2 and a one-line message (its default)."""
+    """argparse that exits with status 2 and ONE line, ``<prog>: error: <message>``.
+
+    argparse's own error() prints the usage block first; here the line points to ``--help``
+    instead. Subparsers are built with this class too (argparse passes it on)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     unknown = _unknown_leading_flag(argv)
     if unknown is not None:
-        parser.error(f"unrecognized argument {unknown!r} (options go after the command: "
-                     "ntk-harness {theory,measure,run,report} [OPTIONS])")
+        parser.error(f"unrecognized argument {unknown!r}; options go after the command: "
+                     "ntk-harness {theory,measure,run,report} [OPTIONS]")
     args = parser.parse_args(argv)
     from harness.cases.schema import CaseError
     from harness.checks_at_start import StartError

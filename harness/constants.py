@@ -45,10 +45,15 @@ DATASETS = {
     "teacher_student": {"input_dim": 32, "classes": None, "smallest_class": None},
 }
 
+#: The reference NTK implementation, and the agreement tolerance with it by dtype:
+#: max|K - K_ref| / max|K_ref| (agreement cases and the differential check of Monte Carlo cases).
+REFERENCE_IMPLEMENTATION = "jacobian"
+AGREEMENT_RTOL = {"float64": 1e-10, "float32": 1e-4}
+
 #: Optimizers, losses and input normalizations of the training cases.
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "cross_entropy")
 NORMALIZATIONS = ("unit_norm", "pixels", "standardize", "none")
 
-__all__ = ["OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "REFERENCES",
+__all__ = ["REFERENCE_IMPLEMENTATION", "AGREEMENT_RTOL", "OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "REFERENCES",
            "DATASETS"]

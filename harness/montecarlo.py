@@ -70,7 +70,7 @@ def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_by
         raise MemoryBudgetError(
             f"one network needs about {per_network / 2**20:.1f} MiB for its NTK "
             f"({architecture.parameter_count()} parameters, {num_inputs} inputs), more than the memory budget of "
-            f"{memory_budget_bytes / 2**20:.1f} MiB; raise the budget or shrink the case"
+            f"{memory_budget_bytes / 2**20:.1f} MiB (--ntk-memory-budget); raise --ntk-memory-budget or shrink the case"
         )
     return max(1, min(samples, memory_budget_bytes // per_network))
 
@@ -159,3 +159,80 @@ def sample_ntk(
         chunk_size=chunk,
         parameter_count=architecture.parameter_count(),
     )
+
+
+@dataclass
+class Differential:
+    """The differential check's measurements: how many of the case's networks were recomputed
+    with the reference, the largest relative error over them and where, and its cost."""
+
+    networks: int
+    max_relative_error: float
+    worst: str
+    seconds: float
+
+
+def differential_check(
+    architecture: Architecture,
+    inputs: np.ndarray,
+    rows: np.ndarray,
+    *,
+    seed: int,
+    implementation: NTKImplementation,
+    reference: NTKImplementation,
+    dtype: torch.dtype,
+    draw_dtype: torch.dtype,
+    device: torch.device | str,
+    budget_seconds: float,
+    subset_seed: int = 0xD1FF,
+) -> Differential:
+    """Recompute a seeded subset of the Monte Carlo's own networks with ``reference``, entry by entry.
+
+    The networks are the case's (same ``seed``, same indices, same draws: network i depends
+    only on (seed, i)); for each, the implementation's whole kernel K(X, X) [N, N] (one call,
+    not vmapped) and the row the Monte Carlo recorded for it (``rows[i]``, from the batched,
+    possibly vmapped call) are compared with the reference's K(X, X) computed in float64 on
+    the same parameters upcast: relative error ``max|K - K_ref| / max|K_ref|``. Networks are
+    taken in a seeded random order until ``budget_seconds`` is spent (at least one).
+    """
+    from harness.networks import MLP
+
+    device = torch.device(device)
+    start = time.perf_counter()
+    f = MLP(architecture)
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), subset_seed])).permutation(rows.shape[0])
+    x = torch.as_tensor(inputs, dtype=dtype, device=device)
+    x64 = torch.as_tensor(inputs, dtype=torch.float64, device=device)
+    worst_error, worst, checked = 0.0, "", 0
+    for index in order:
+        params = unstack(init_parameters(architecture, seed, [int(index)], dtype=dtype, device=device,
+                                         draw_dtype=draw_dtype), 0)
+        params64 = {name: value.to(torch.float64) for name, value in params.items()}
+        try:
+            own = implementation(f, params, x, x)
+        except Exception as exc:
+            raise ImplementationError(
+                f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}") from exc
+        expected = reference(f, params64, x64, x64)
+        own64 = own.detach().to("cpu", torch.float64)
+        expected = expected.detach().to("cpu", torch.float64)
+        scale = float(expected.abs().max())
+        for what, got, want in (("K(X, X)", own64, expected),
+                                ("the Monte Carlo's row Theta(x0, X)", torch.as_tensor(rows[index]), expected[0])):
+            if tuple(got.shape) != tuple(want.shape):
+                error = float("inf")
+                where = f"network {int(index)}: {what} has shape {list(got.shape)}, expected {list(want.shape)}"
+            else:
+                difference = (got - want).abs()
+                difference = torch.where(torch.isnan(difference), torch.full_like(difference, float("inf")), difference)
+                error = float(difference.max()) / scale if scale > 0 else float(difference.max())
+                position = np.unravel_index(int(difference.argmax()), tuple(difference.shape))
+                where = (f"network {int(index)}: {what}[{', '.join(map(str, position))}] = "
+                         f"{float(got[position]):.10g}, reference {float(want[position]):.10g}")
+            if not error <= worst_error:
+                worst_error, worst = error, where
+        checked += 1
+        if time.perf_counter() - start >= budget_seconds:
+            break
+    return Differential(networks=checked, max_relative_error=worst_error, worst=worst,
+                        seconds=time.perf_counter() - start)

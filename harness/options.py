@@ -19,6 +19,8 @@ from harness.constants import DTYPE_NAMES
 DEFAULT_MEMORY_BUDGET_MIB = 512
 #: Default time limit of one case (seconds); 0 turns it off.
 DEFAULT_TIMEOUT_SECONDS = 3600.0
+#: Largest time limit (seconds, ~32 years): the SIGALRM timer of the runner takes no more.
+MAX_TIMEOUT_SECONDS = 1e9
 
 
 def default_cache_dir() -> Path:
@@ -63,25 +65,19 @@ class Option:
         return out
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value == value or value < 0 or value == float("inf"):
-        raise ValueError(text)
-    return value
-
-
 RUN_OPTIONS = (
     Option("device", "device for every case: auto (CUDA if present, else CPU), cpu, cuda, cuda:N "
                      "(default: each case's own)", metavar="DEV"),
-    Option("dtype", "compute dtype for every case (default: each case's own)", choices=DTYPE_NAMES),
+    Option("dtype", f"compute dtype for every case: {' or '.join(DTYPE_NAMES)} (default: each case's own)",
+           metavar="DTYPE"),
     Option("impl", "NTK implementation for every case: a built-in name, an entry-point name or "
                    "package.module:function (default: each case's own)", metavar="SPEC"),
     Option("cache-dir", "cache of calibrated acceptance intervals (default: $NTK_HARNESS_CACHE_DIR or "
                         "~/.cache/ntk-harness)", metavar="DIR"),
     Option("memory-budget", f"memory budget of one chunk of networks in MiB (default {DEFAULT_MEMORY_BUDGET_MIB})",
-           default=DEFAULT_MEMORY_BUDGET_MIB, type=float, metavar="MIB"),
+           default=DEFAULT_MEMORY_BUDGET_MIB, metavar="MIB"),
     Option("timeout", f"time limit of one case in seconds; 0: none (default {DEFAULT_TIMEOUT_SECONDS:g})",
-           default=DEFAULT_TIMEOUT_SECONDS, type=float, metavar="SECONDS"),
+           default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS"),
 )
 
 
@@ -115,21 +111,51 @@ class OptionError(ValueError):
     """An option value that cannot be used; the message names the option and what was expected."""
 
 
+def _number(value: Any) -> float | None:
+    """``value`` (a number, or the text given on a command line) as a float; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _shown(value: Any) -> str:
+    """A value as the user typed it: numbers and numeric text as is (no spurious ``.0``), other text quoted."""
+    if isinstance(value, str):
+        return value if _number(value) is not None else repr(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
 def run_options(get: Callable[[str], Any]) -> RunOptions:
     """:class:`RunOptions` from parsed values; ``get(dest)`` reads one (pytest's
-    ``config.getoption`` or ``vars(args).get``). Raises :class:`OptionError` naming the option."""
-    budget = get("ntk_memory_budget")
-    if budget is None or not budget > 0 or budget != budget or budget == float("inf"):
-        raise OptionError(f"--ntk-memory-budget: expected a number of MiB > 0, got {budget!r}")
-    timeout = get("ntk_timeout")
-    if timeout is None or timeout != timeout or timeout < 0:
-        raise OptionError(f"--ntk-timeout: expected a number of seconds >= 0 (0: no limit), got {timeout!r}")
+    ``config.getoption`` or ``vars(args).get``). Raises :class:`OptionError` naming the option.
+
+    The numeric options arrive as text from both front ends and are parsed here, so that a
+    bad value gives the same one-line message under pytest and ``ntk-harness`` (argparse's
+    own type errors come with a usage block under pytest).
+    """
+    raw_budget = get("ntk_memory_budget")
+    budget = _number(raw_budget)
+    if budget is None or not 0 < budget < float("inf"):
+        raise OptionError(f"--ntk-memory-budget: expected a number of MiB > 0, got {_shown(raw_budget)}")
+    raw_timeout = get("ntk_timeout")
+    timeout = _number(raw_timeout)
+    if timeout is None or not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
+        raise OptionError(f"--ntk-timeout: expected a number of seconds from 0 to {MAX_TIMEOUT_SECONDS:g} "
+                          f"(0: no limit), got {_shown(raw_timeout)}")
+    dtype = get("ntk_dtype")
+    if dtype is not None and dtype not in DTYPE_NAMES:
+        raise OptionError(f"--ntk-dtype: expected {' or '.join(DTYPE_NAMES)}, got {_shown(dtype)}")
     device = get("ntk_device")
     if device is not None:
         check_device_name(device)
     cache = get("ntk_cache_dir")
     return RunOptions(
-        device=device, dtype=get("ntk_dtype"), implementation=get("ntk_impl"),
+        device=device, dtype=dtype, implementation=get("ntk_impl"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         memory_budget_bytes=int(budget * 2**20), timeout_seconds=float(timeout),
     )

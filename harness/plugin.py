@@ -32,6 +32,7 @@ MARKERS = {
     "dispersion": "NTK dispersion at initialization against theory",
     "agreement": "an NTK implementation against the reference implementation",
     "training": "NTK constancy during training",
+    "models": "agreement on the example models of cases/models (a user's nn.Module instead of the MLP)",
 }
 RECORD = "ntk_harness_record"
 ENVIRONMENT = "ntk_harness_environment"
@@ -166,6 +167,8 @@ class CaseItem(pytest.Item):
         self.user_properties.append((RECORD, record.to_record()))
         if record.outcome == "error":
             raise CaseErrored(f"case {record.case}: {record.error}")
+        if record.outcome == "skipped":
+            pytest.skip(record.error)
         if not record.checks_passed:
             raise CaseFailed(format_record(record))
 

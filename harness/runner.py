@@ -99,7 +99,10 @@ def run_case(case: Case, options: RunOptions, *, nodeid: str | None = None) -> C
     record.timing = outcome.timing
     record.expected_failure = outcome.expected_failure or case.expected_failure
     passed = outcome.passed
-    if record.expected_failure:
+    if outcome.skipped is not None:
+        record.outcome = "skipped"
+        record.error = outcome.skipped
+    elif record.expected_failure:
         record.outcome = "xpassed" if passed else "xfailed"
     else:
         record.outcome = "passed" if passed else "failed"

@@ -34,7 +34,8 @@ def _interval(interval) -> str:
 
 def _status(record: CaseRecord) -> str:
     return {"passed": "passed", "failed": "FAILED", "error": "ERROR", "xfailed": "expected failure (xfail)",
-            "xpassed": "XPASS: an expected failure passed"}.get(record.outcome, record.outcome)
+            "xpassed": "XPASS: an expected failure passed",
+            "skipped": "skipped"}.get(record.outcome, record.outcome)
 
 
 def format_record(record: CaseRecord) -> str:

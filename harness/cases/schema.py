@@ -14,7 +14,8 @@ A case file holds one or more ``[[case]]`` tables::
     depth = [2, 4, 8]            # a list for a scalar key is a sweep
     ...
 
-Sections are dataclasses (:mod:`harness.cases.sections` and each kind's spec). Field
+Sections are dataclasses (:mod:`harness.cases.sections` and each kind's spec); a section
+the kind lists in ``optional_sections`` is ``None`` when the case does not give it. Field
 annotations give the type (int, float, bool, str, list[int], list[float], list[str], dict,
 ``X | None`` or a nested section dataclass for a sub-table); ``field(metadata=...)`` may
 give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive``,
@@ -361,7 +362,11 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
             sweep[".".join(path)] = value
         suffix = f" (in the sweep point {sweep})" if sweep else ""
         built = {}
+        optional = getattr(kind, "optional_sections", ())
         for name, cls in allowed.items():
+            if name in optional and name not in concrete:
+                built[name] = None   # an optional section the case does not give
+                continue
             try:
                 built[name] = build_section(cls, concrete.get(name, {}), name)
             except FieldError as exc:

@@ -41,6 +41,7 @@ class KindOutcome:
     dtype: str | None = None
     seed: int | None = None
     expected_failure: str | None = None
+    skipped: str | None = None
 
     @property
     def passed(self) -> bool:

@@ -45,6 +45,15 @@ class NTKImplementation:
     def vmappable(self) -> bool:
         return bool(getattr(self.function, "vmappable", False))
 
+    def supports(self, f) -> str | None:
+        """None when the implementation says it can compute the NTK of network ``f``, else why
+        not (an implementation states it with a ``supports(f) -> bool`` attribute and, optionally,
+        ``supports_reason``; without one it claims every network)."""
+        check = getattr(self.function, "supports", None)
+        if check is None or check(f):
+            return None
+        return getattr(self.function, "supports_reason", f"{self.name} does not support {type(f).__name__}")
+
     def __call__(self, f, params, x1, x2):
         return self.function(f, params, x1, x2)
 

@@ -15,6 +15,12 @@ once), with plain tensor operations, so it composes with ``torch.func.vmap`` and
 autograd overhead. No parameter-sized Jacobian is built. Cost: O((N1 + N2) O P) for the passes plus O(N1 N2 O^2 sum_l n_l) for the
 contractions; memory O((N1 + N2) O sum_l n_l).
 
+The output-trace NTK ``Theta_trace[a, b] = sum_i Theta[a, b, i, i]`` (the paper's training
+measurement) is :func:`structured_trace_ntk`: the sum over outputs moves inside each layer's
+delta Gram, ``sum_i <delta^l_i(x1_a), delta^l_i(x2_b)>`` = one [N1, O n_l] x [O n_l, N2]
+product, so it costs O((N1 + N2) O P) for the passes plus O(N1 N2 O sum_l n_l) for the
+contractions, O times less than the full blocks' contractions, and the same memory.
+
 Only networks of :class:`harness.networks.MLP` are supported; any other ``f`` raises
 :class:`~harness.ntk.registry.ImplementationError`.
 """
@@ -118,3 +124,39 @@ def structured_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Te
 
 
 structured_ntk.vmappable = True
+
+
+def structured_trace_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
+                         x2: torch.Tensor) -> torch.Tensor:
+    """Output-trace NTK ``sum_i Theta[a, b, i, i]`` of an MLP by layer-wise factorization: [N1, N2].
+
+    Per layer l: ``(sum_i delta^l_i(x1_a) . delta^l_i(x2_b)) * (s_l^2 x^{l-1}(x1_a) . x^{l-1}(x2_b) + t^2)``,
+    the first factor one matrix product of the deltas flattened to [N, O * n_l]. For O = 1
+    it equals :func:`structured_ntk`. Example: width 300, depth 20, O = 10, N1 = N2 = 100
+    costs about 2 GFLOP for the backward pass and 0.6 GFLOP for the Grams (no Jacobian).
+    """
+    if not isinstance(f, MLP):
+        raise _not_supported(f)
+    weight_scales, bias_scale = _scales(f)
+    inputs1, deltas1, num_outputs = _inputs_and_deltas(f, params, x1, weight_scales)
+    if x2 is x1:
+        inputs2, deltas2 = inputs1, deltas1
+    else:
+        inputs2, deltas2, _ = _inputs_and_deltas(f, params, x2, weight_scales)
+    theta = None
+    for k in range(f.num_layers):
+        layer_factor = inputs1[k] @ inputs2[k].T  # [N1, N2]
+        if weight_scales[k] != 1.0:
+            layer_factor = layer_factor * weight_scales[k] ** 2
+        if f"layers.{k}.bias" in params:
+            layer_factor = layer_factor + bias_scale**2
+        d1 = deltas1[k].permute(1, 0, 2).reshape(x1.shape[0], -1)  # [N1, O * n_l]
+        d2 = d1 if deltas2 is deltas1 else deltas2[k].permute(1, 0, 2).reshape(x2.shape[0], -1)
+        term = (d1 @ d2.T) * layer_factor
+        theta = term if theta is None else theta + term
+    return theta
+
+
+structured_trace_ntk.vmappable = True
+structured_ntk.supports = lambda f: isinstance(f, MLP)
+structured_ntk.supports_reason = "structured supports the harness's fully connected networks (harness.networks.MLP) only"

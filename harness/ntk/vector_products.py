@@ -20,6 +20,8 @@ Memory: O(CHUNK_BYTES) for the directions plus the jvp's activations.
 """
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Callable, Mapping
 
 import torch
@@ -37,6 +39,35 @@ SYMMETRIC_CHUNKS = 8
 SYMMETRIC_MIN_FLOPS = 1e8
 
 
+_FORWARD_AD_READY = False
+
+
+def _load_forward_ad_rules() -> None:
+    """Import torch's forward-AD decompositions once, without their DeprecationWarning.
+
+    The first forward-mode derivative of a process (``torch.func.jvp`` -> ``make_dual``)
+    imports ``torch._decomp.decompositions_for_jvp``, which registers its rules with
+    ``torch.jit.script``; since torch 2.9 that call warns "`torch.jit.script` is deprecated"
+    (a DeprecationWarning torch raises about itself: nothing here uses TorchScript). Under
+    ``-W error`` the warning is an exception, and the first jvp fails. So the module is
+    imported here, under the same condition torch imports it (``PYTORCH_JIT`` on, no ``-O``),
+    with exactly that warning ignored; the filter is local (``catch_warnings`` restores the
+    caller's filters), so every other warning, and this one raised by anyone else, still shows.
+    """
+    global _FORWARD_AD_READY
+    if _FORWARD_AD_READY:
+        return
+    if os.environ.get("PYTORCH_JIT", "1") == "1" and __debug__:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is (deprecated|not supported)",
+                                    category=DeprecationWarning)
+            try:
+                import torch._decomp.decompositions_for_jvp  # noqa: F401
+            except ImportError:  # a torch without the module: jvp needs nothing pre-loaded
+                pass
+    _FORWARD_AD_READY = True
+
+
 def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: int, symmetric: bool) -> int:
     num_parameters = sum(p.numel() for p in params.values())
     bytes_per_vector = sum(p.numel() * p.element_size() for p in params.values())
@@ -49,6 +80,7 @@ def _inputs_per_chunk(params: Mapping[str, torch.Tensor], num_outputs: int, n1: 
 def ntk_vector_products(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
                         x2: torch.Tensor) -> torch.Tensor:
     """Empirical NTK by vjp/jvp products; [N1, N2] for O = 1, else [N1, N2, O, O]."""
+    _load_forward_ad_rules()
     params = dict(params)
     symmetric = x2 is x1
     n1 = x1.shape[0]

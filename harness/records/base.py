@@ -23,8 +23,9 @@ SCHEMA_VERSION = 2
 
 #: passed: every check passed; failed: a check failed; error: the case could not run (``error``
 #: says why); xfailed: a case marked as an expected failure (``expected_failure`` says why)
-#: failed as expected; xpassed: such a case passed, which fails the run (strict).
-OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
+#: failed as expected; xpassed: such a case passed, which fails the run (strict); skipped: the
+#: implementation does not support the case's network (``error`` says why), not a pass.
+OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
 
 
 class RecordError(ValueError):

@@ -40,5 +40,6 @@ def fmt_with_interval(value: Any, bounds: Any, digits: int = 4) -> str:
 
 def verdict(record) -> str:
     """pass, FAIL, ERROR, xfail (a failure that was expected) or XPASS (an expected failure that passed)."""
-    return {"passed": "pass", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail", "xpassed": "XPASS"}.get(
+    return {"passed": "pass", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail", "xpassed": "XPASS",
+            "skipped": "skip"}.get(
         record.outcome, record.outcome)

@@ -1,13 +1,21 @@
-"""The typed result of a training case, its table in a report and its figures.
+"""The typed result of a training case, its table in a report, its figures and its claim table.
 
 A training case trains S networks (one per seed) of one architecture, measures the probe
 NTK at every checkpoint and compares it with the NTK at initialization. The result keeps
 every per-checkpoint, per-network series of every architecture trained (the case's own,
-and those of a depth trend or a width scaling), the final values as means over networks
-with t-intervals, the fits, and network 0's probe NTK before and after training.
+those of a depth trend or a width scaling, and one per phase for a phase comparison), the
+final values as means over networks with t-intervals, the fits, the phase comparison
+(claim 3: smallest relative change in the ordered phase) and network 0's probe NTK before
+and after training.
+
+Report hooks: :meth:`TrainingResult.table` (one row per case), :meth:`TrainingResult.figures`
+(relative change against step, one panel per architecture, and per regime for phase
+comparisons; probe NTK matrices), :meth:`TrainingResult.summaries` (claim 3 per regime:
+holds / fails with the numbers).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -15,7 +23,7 @@ from harness.architecture import Architecture
 from harness.records.base import Estimate, Interval, KindResult, number
 from harness.records.dispersion import _architecture_from_record
 from harness.records.figures import Figure, MatrixPanel, Panel, Series
-from harness.records.format import fmt, fmt_with_interval, verdict
+from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
 
 PHASE_ORDER = {"ordered": 0, "eoc": 1, "chaotic": 2}
 
@@ -32,6 +40,7 @@ class ExperimentSeries:
     eigenvalues: list[list[list[float]]] = field(default_factory=list)
     training_seconds: float = 0.0
     ntk_seconds: float = 0.0
+    sigma_w2: float | None = None
 
     def final(self, quantity: str) -> list[float]:
         return self.series[quantity][-1]
@@ -39,7 +48,7 @@ class ExperimentSeries:
     def to_record(self) -> dict:
         return {"depth": self.depth, "width": self.width, "checkpoints": self.checkpoints, "series": self.series,
                 "eigenvalues": self.eigenvalues, "training_seconds": self.training_seconds,
-                "ntk_seconds": self.ntk_seconds}
+                "ntk_seconds": self.ntk_seconds, "sigma_w2": self.sigma_w2}
 
     @classmethod
     def from_record(cls, value: dict) -> ExperimentSeries:
@@ -47,7 +56,7 @@ class ExperimentSeries:
                    series={q: [[number(v) for v in row] for row in rows] for q, rows in value["series"].items()},
                    eigenvalues=value.get("eigenvalues") or [],
                    training_seconds=number(value.get("training_seconds")) or 0.0,
-                   ntk_seconds=number(value.get("ntk_seconds")) or 0.0)
+                   ntk_seconds=number(value.get("ntk_seconds")) or 0.0, sigma_w2=number(value.get("sigma_w2")))
 
 
 @dataclass
@@ -95,6 +104,54 @@ class Fit:
 
 
 @dataclass
+class PhaseValue:
+    """One phase of a phase comparison: the compared quantity at the last checkpoint, its
+    geometric mean over networks with the exponentiated t-interval of the mean log, and the values."""
+
+    phase: str
+    sigma_w2: float
+    value: Estimate
+    per_network: list[float]
+
+    def to_record(self) -> dict:
+        return {"phase": self.phase, "sigma_w2": self.sigma_w2, "value": self.value, "per_network": self.per_network}
+
+    @classmethod
+    def from_record(cls, value: dict) -> PhaseValue:
+        return cls(phase=value["phase"], sigma_w2=number(value["sigma_w2"]), value=Estimate.from_record(value["value"]),
+                   per_network=[number(v) for v in value.get("per_network") or []])
+
+
+@dataclass
+class PhaseComparison:
+    """Claim 3 in one regime: is ``quantity`` smallest in the ordered phase?
+
+    ``tests``: one per (ordered, other) pair: ``ratio`` of geometric means ordered / other, its
+    one-sided ``1 - level`` bounds ``lower``/``upper``, ``p_value``, ``degrees_of_freedom`` (Welch,
+    on logs) and ``verdict`` (smaller, larger, not resolved); ``holds``: every test says smaller.
+    """
+
+    quantity: str
+    level: float
+    regime: str
+    values: list[PhaseValue]
+    tests: list[dict]
+    holds: bool
+
+    def to_record(self) -> dict:
+        return {"quantity": self.quantity, "level": self.level, "regime": self.regime, "values": self.values,
+                "tests": self.tests, "holds": self.holds}
+
+    @classmethod
+    def from_record(cls, value: dict) -> PhaseComparison:
+        return cls(quantity=value["quantity"], level=number(value["level"]), regime=value.get("regime", ""),
+                   values=[PhaseValue.from_record(v) for v in value.get("values") or []],
+                   tests=[{k: (number(v) if k not in ("other_phase", "verdict") else v) for k, v in t.items()}
+                          for t in value.get("tests") or []],
+                   holds=bool(value["holds"]))
+
+
+@dataclass
 class TrainingResult(KindResult):
     """What a training case measured; ``final[q]``: mean over networks at the last checkpoint
     with its t-interval; ``per_network[q]``: the values behind it."""
@@ -119,9 +176,21 @@ class TrainingResult(KindResult):
     depth_trend: Fit | None = None
     width_scaling: Fit | None = None
     regime: str = ""
+    phases: PhaseComparison | None = None
 
     def statistics(self) -> dict[str, Estimate]:
-        return dict(self.final)
+        out = dict(self.final)
+        if self.phases is not None:
+            for v in self.phases.values:
+                out[f"{self.phases.quantity}[sigma_w2={v.sigma_w2:g}]"] = v.value
+        return out
+
+    def phase_experiments(self) -> list[ExperimentSeries]:
+        """The experiment of each phase of a phase comparison, in the order of ``phases.values``."""
+        if self.phases is None:
+            return []
+        by_sigma = {e.sigma_w2: e for e in self.experiments}
+        return [by_sigma[v.sigma_w2] for v in self.phases.values if v.sigma_w2 in by_sigma]
 
     def value(self, quantity: str) -> float | None:
         estimate = self.final.get(quantity)
@@ -143,6 +212,7 @@ class TrainingResult(KindResult):
             "networks": self.networks, "checkpoints": self.checkpoints, "final": self.final,
             "per_network": self.per_network, "experiments": self.experiments, "probe_ntk": self.probe_ntk,
             "depth_trend": self.depth_trend, "width_scaling": self.width_scaling, "regime": self.regime,
+            "phases": self.phases,
         }
 
     @classmethod
@@ -160,6 +230,7 @@ class TrainingResult(KindResult):
             depth_trend=Fit.from_record(value["depth_trend"]) if value.get("depth_trend") else None,
             width_scaling=Fit.from_record(value["width_scaling"]) if value.get("width_scaling") else None,
             regime=value.get("regime", ""),
+            phases=PhaseComparison.from_record(value["phases"]) if value.get("phases") else None,
         )
 
     # ------------------------------------------------------------------ report
@@ -175,6 +246,9 @@ class TrainingResult(KindResult):
                 continue
             a = r.architecture
             change = r.final.get("relative_change")
+            if r.phases is not None:
+                rows.append(_phase_row(record, r))
+                continue
             rows.append([
                 record.case, str(a.hidden_widths[0]), str(a.depth), fmt(a.sigma_w2),
                 f"{r.optimizer} {r.learning_rate:g}", str(r.steps), str(r.networks),
@@ -194,7 +268,112 @@ class TrainingResult(KindResult):
         matrices = _ntk_matrices_figure(usable)
         if matrices is not None:
             figures.append(matrices)
+        claim = _phase_comparison_figure(usable)
+        if claim is not None:
+            figures.append(claim)
         return figures
+
+    @classmethod
+    def summaries(cls, records) -> list[tuple[str, str, list[str], list[list[str]]]]:
+        """Claim 3 per regime: one row per phase-comparison case."""
+        compared = sorted((r for r in records if r.result is not None and r.result.phases is not None),
+                          key=lambda r: r.case)
+        if not compared:
+            return []
+        headers = ["case", "regime", "setting", "quantity", "ordered", "edge of chaos", "chaotic",
+                   "ordered / other (one-sided bounds)", "claim 3", "outcome"]
+        rows = []
+        for record in compared:
+            r: TrainingResult = record.result
+            c = r.phases
+            a = r.architecture
+            setting = (f"{a.parametrization} param., {r.optimizer} {r.learning_rate:g}, {r.steps} steps, batch "
+                       f"{_batch(r)}, {r.normalization}, n={a.hidden_widths[0]}, L={a.depth}, {r.networks} networks")
+            cells = {}
+            for v in c.values:
+                text = f"{fmt(v.value.value, 3)} {fmt_interval(v.value.interval, 3)} (σ_w²={fmt(v.sigma_w2)})"
+                cells[v.phase] = f"{cells[v.phase]}; {text}" if v.phase in cells else text
+            ratios = "; ".join(f"/{t['other_phase']}: {fmt(t['ratio'], 3)} [{fmt(t['lower'], 3)}, "
+                               f"{fmt(t['upper'], 3)}] {t['verdict']}" for t in c.tests)
+            if c.holds:
+                claim = "holds"
+            elif any(t["verdict"] == "larger" for t in c.tests):
+                claim = "fails (reversed)"
+            else:
+                claim = "fails (not resolved)"
+            rows.append([record.case, c.regime, setting, c.quantity, cells.get("ordered", ""), cells.get("eoc", ""),
+                         cells.get("chaotic", ""), ratios, claim, verdict(record)])
+        text = ("Claim 3 of the paper: the NTK may stay constant during training only in the ordered phase. Each row "
+                "trains the same architecture with the same training at every σ_w²; a phase's value is the geometric "
+                "mean over networks of the quantity at the last checkpoint with the exponentiated 95% t-interval of "
+                "the mean log. The claim holds when, for every other phase, a one-sided Welch test on logs puts the "
+                "ratio ordered / other below 1 at the stated level (bounds shown are the one-sided ones); "
+                "'reversed': the ordered phase's value is significantly LARGER. Outcome xfail: the case declares the "
+                "claim an expected failure in this regime (strict).")
+        return [("Claim 3 per regime (training)", text, headers, rows)]
+
+
+def _batch(r: TrainingResult) -> str:
+    return "full" if r.batch_size >= 100_000 else str(r.batch_size)
+
+
+def _phase_row(record, r: TrainingResult) -> list[str]:
+    """A phase comparison's row of the case table: every column lists the phases' values."""
+    a = r.architecture
+    experiments = r.phase_experiments()
+
+    def per_phase(quantity: str, digits: int = 4) -> str:
+        out = []
+        for e in experiments:
+            if quantity in e.series and e.series[quantity]:
+                row = e.final(quantity)
+                out.append(fmt(sum(row) / len(row), digits))
+        return " / ".join(out)
+
+    sigmas = " / ".join(fmt(v.sigma_w2) for v in r.phases.values)
+    change = " / ".join(f"{fmt(v.value.value, 3)} {fmt_interval(v.value.interval, 3)}" for v in r.phases.values)
+    return [record.case, str(a.hidden_widths[0]), str(a.depth), sigmas, f"{r.optimizer} {r.learning_rate:g}",
+            str(r.steps), str(r.networks), change, per_phase("alignment"), per_phase("block_ratio_growth"),
+            per_phase("train_loss"), per_phase("test_accuracy", 3), verdict(record)]
+
+
+def _phase_comparison_figure(records) -> Figure | None:
+    """Relative change against step, one panel per phase comparison (regime), one colour per phase."""
+    compared = sorted((r for r in records if r.result.phases is not None), key=lambda r: r.case)
+    panels = []
+    for record in compared:
+        r: TrainingResult = record.result
+        a = r.architecture
+        quantity = r.phases.quantity
+        title = (f"{r.phases.regime or record.case}\n$n = {a.hidden_widths[0]}$, $L = {a.depth}$, {r.optimizer} "
+                 f"{r.learning_rate:g}, {a.parametrization}, {r.normalization}")
+        panel = Panel(title=title, xlabel="training step $t$", ylabel=quantity.replace("_", " ") + " (log scale)",
+                      yscale="log")
+        for value, experiment in zip(r.phases.values, r.phase_experiments()):
+            if quantity not in experiment.series:
+                continue
+            # step 0 is 0 by definition and has no place on a log axis
+            kept = [(t, row) for t, row in zip(experiment.checkpoints, experiment.series[quantity])
+                    if row and min(row) > 0]
+            if not kept:
+                continue
+            steps_ = [float(t) for t, _ in kept]
+            means = [math.exp(sum(math.log(v) for v in row) / len(row)) for _, row in kept]
+            low, high = [min(row) for _, row in kept], [max(row) for _, row in kept]
+            label = f"$\\sigma_w^2 = {value.sigma_w2:g}$ ({value.phase})"
+            panel.series.append(Series(x=steps_, y=means, style="points", label=label, color_key=value.phase))
+            panel.series.append(Series(x=steps_, y=means, style="line", color_key=value.phase))
+            panel.series.append(Series(x=steps_, y=means, style="band", color_key=value.phase, low=low, high=high))
+        if panel.series:
+            panels.append(panel)
+    if not panels:
+        return None
+    return Figure(
+        name="training_claim3.png", panels=panels, columns=3, panel_size=(4.6, 3.5),
+        caption=("Claim 3 per regime: relative change of the probe NTK (output trace) against the training step, one "
+                 "panel per phase-comparison case (the same architecture and training at every σ_w²), one colour per "
+                 "phase; dots and line: geometric mean over networks; band: minimum to maximum over networks. The "
+                 "claim says the ordered phase's curve is the lowest."))
 
 
 def _own_experiment(result: TrainingResult) -> ExperimentSeries | None:
@@ -211,6 +390,8 @@ def _relative_change_figure(records) -> Figure | None:
     panels_of = defaultdict(list)
     for record in records:
         r: TrainingResult = record.result
+        if r.phases is not None:   # drawn per regime in training_claim3.png
+            continue
         experiment = _own_experiment(r)
         if experiment is None or "relative_change" not in experiment.series:
             continue
@@ -252,7 +433,7 @@ def _ntk_matrices_figure(records) -> Figure | None:
     candidates = defaultdict(dict)
     for record in sorted(records, key=lambda r: r.case):
         probe = record.result.probe_ntk
-        if probe is not None and probe.initial and probe.final:
+        if record.result.phases is None and probe is not None and probe.initial and probe.final:
             candidates[record.name].setdefault(record.phase, record)
     if not candidates:
         return None

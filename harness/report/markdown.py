@@ -58,7 +58,8 @@ def run_section(document: ResultsDocument) -> list[str]:
         lines += [_table(rows, ["started (UTC)", "command", "shard", "workers", "wall time (s)", "host", "versions"]), ""]
     devices = sorted({str(r.device) for r in records if r.device})
     parts = [f"{counts.get('pass', 0)} passed", f"{counts.get('FAIL', 0)} failed"]
-    for key, word in (("ERROR", "errors"), ("xfail", "expected failures"), ("XPASS", "unexpected passes")):
+    for key, word in (("ERROR", "errors"), ("xfail", "expected failures"), ("XPASS", "unexpected passes"),
+                      ("skip", "skipped")):
         if counts.get(key):
             parts.append(f"{counts[key]} {word}")
     lines.append(f"{len(records)} cases: {', '.join(parts)}" + (f"; devices: {', '.join(devices)}" if devices else "")
@@ -116,6 +117,8 @@ def failures_section(records: list[CaseRecord]) -> list[str]:
     for r in sorted(records, key=lambda r: r.key):
         if r.outcome == "error":
             lines.append(f"- `{r.key}`: could not run: {r.error}")
+            continue
+        if r.outcome == "skipped":
             continue
         target = expected if r.outcome == "xfailed" else lines
         for c in r.checks:

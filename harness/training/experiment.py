@@ -5,8 +5,11 @@
 and, at every checkpoint, computes each network's NTK on the probe set
 (:mod:`harness.training.probe`) and compares it with the network's NTK at initialization
 (:mod:`harness.training.metrics`). Quantities are measured on the output-trace NTK
-``sum_i Theta[a, b, i, i]`` ([N, N]); the relative change is also measured on the full
-per-output NTK ``Theta[a, b, i, j]`` ([N, N, O, O]).
+``sum_i Theta[a, b, i, i]`` ([N, N]; :func:`harness.training.probe.probe_trace_ntk`); with
+``full_blocks=True`` the relative change is also measured on the full per-output NTK
+``Theta[a, b, i, j]`` ([N, N, O, O]; :func:`harness.training.probe.probe_ntk`, the
+implementation's blocks: O^2 times the contraction work and, for the Jacobian
+implementation, a parameter-sized Jacobian per probe chunk).
 """
 from __future__ import annotations
 
@@ -21,15 +24,16 @@ from harness.networks import MLP, Architecture, init_parameters, unstack
 from harness.training import metrics
 from harness.training.data import Dataset
 from harness.training.loop import TrainingConfig, train
-from harness.training.probe import output_trace, probe_ntk
+from harness.training.probe import probe_ntk, probe_trace_ntk
 
 #: The per-checkpoint quantities, each recorded as [checkpoint][seed].
 QUANTITIES = (
     "relative_change",          # output-trace NTK
-    "relative_change_full",     # per-output blocks [N, N, O, O]
+    "relative_change_full",     # per-output blocks [N, N, O, O] (only with full_blocks)
     "alignment",
     "misalignment",             # 1 - alignment: how far the kernel's shape (direction) moved
     "top_eigenvalue_change",    # relative change of the largest eigenvalue
+    "ntk_norm",                 # |Theta_t|_F of the output-trace NTK (its scale: relative_change = |dTheta| / this at 0)
     "block_ratio",
     "block_ratio_growth",       # block_ratio(t) / block_ratio(0)
     "train_loss",
@@ -72,8 +76,13 @@ def run_experiment(
     device: torch.device,
     dtype: torch.dtype,
     eigenvalues: int = 5,
+    full_blocks: bool = False,
 ) -> ExperimentResult:
-    """Train ``networks`` networks of ``architecture`` on ``dataset`` and measure their probe NTK."""
+    """Train ``networks`` networks of ``architecture`` on ``dataset`` and measure their probe NTK.
+
+    ``full_blocks``: also compute the full per-output blocks with ``implementation`` and record
+    ``relative_change_full`` (otherwise that quantity is absent from ``series``).
+    """
     started = time.perf_counter()
     f = MLP(architecture)
     params = init_parameters(architecture, seed, range(networks), dtype=dtype, device=device)
@@ -85,8 +94,9 @@ def run_experiment(
     x_test, y_test = tensor(dataset.x_test), tensor(dataset.y_test, torch.int64)
     x_probe = tensor(dataset.x_probe)
     labels = dataset.y_probe
-    result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in QUANTITIES})
-    initial: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    quantities = [q for q in QUANTITIES if full_blocks or q != "relative_change_full"]
+    result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in quantities})
+    initial: list[tuple[torch.Tensor | None, torch.Tensor, float]] = []
     last_step = max(config.checkpoints)
     result.probe_ntk["labels"] = [int(c) for c in labels]
     ntk_seconds = 0.0
@@ -94,22 +104,25 @@ def run_experiment(
     def on_checkpoint(step: int, stacked: dict[str, torch.Tensor]) -> None:
         nonlocal ntk_seconds
         t0 = time.perf_counter()
-        row = {q: [] for q in QUANTITIES if q not in ("train_loss", "test_loss", "test_accuracy")}
+        row = {q: [] for q in quantities if q not in ("train_loss", "test_loss", "test_accuracy")}
         eig_row = []
         for s in range(networks):
-            full = probe_ntk(implementation, f, unstack(stacked, s), x_probe, architecture.output_dim,
-                             memory_budget_bytes)
-            trace = output_trace(full)
+            own = unstack(stacked, s)
+            trace = probe_trace_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
+            full = (probe_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
+                    if full_blocks else None)
             if step == 0:
                 initial.append((full, trace, metrics.block_ratio(trace, labels)))
             full0, trace0, block0 = initial[s]
             block = metrics.block_ratio(trace, labels)
             row["relative_change"].append(metrics.relative_change(trace, trace0))
-            row["relative_change_full"].append(metrics.relative_change(full, full0))
+            if full_blocks:
+                row["relative_change_full"].append(metrics.relative_change(full, full0))
             cosine = metrics.alignment(trace, trace0)
             row["alignment"].append(cosine)
             row["misalignment"].append(1.0 - cosine)
             row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, trace0, 1)[0]))
+            row["ntk_norm"].append(float(torch.linalg.norm(trace.detach().double())))
             row["block_ratio"].append(block)
             row["block_ratio_growth"].append(block / block0)
             eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())

@@ -14,6 +14,9 @@ compared entrywise, so both the output-trace [N, N] and the full [N, N, O, O] NT
 Statistics (numpy/scipy, no torch):
 
 - :func:`mean_interval` the mean over networks with its Student-t confidence interval;
+- :func:`geometric_mean_interval` the same on the log scale (positive, multiplicative spreads);
+- :func:`welch_ratio_test` is one group of networks' quantity smaller than another's (one-sided
+  Welch t-test on logs, the comparison behind claim 3: smallest in the ordered phase);
 - :func:`least_squares_fit` / :func:`power_law_fit` a straight-line fit (of log y on log x for
   the power law) by ordinary least squares over all (seed, x) points, with the t-interval of
   the slope on n - 2 degrees of freedom.
@@ -27,7 +30,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from harness.records import Estimate
+from harness.records import Estimate, Interval
 from harness.statistics import t_interval
 
 
@@ -151,3 +154,75 @@ def power_law_fit(x: Sequence[float], y: Sequence[float], confidence: float = 0.
     if np.any(~(y > 0)):
         raise ValueError(f"power_law_fit needs positive y; got {y[~(y > 0)][:5]}")
     return least_squares_fit(np.log(np.asarray(x, dtype=np.float64)), np.log(y), confidence)
+
+
+def geometric_mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Geometric mean of positive ``values`` with the exponentiated t-interval of the mean of their logs.
+
+    The relative change of an NTK is positive and spreads multiplicatively over networks (a
+    factor of 2 or more between seeds), so its log is the scale on which a t-interval is
+    honest; ``exp`` of the interval's ends is an interval for the median of a log-normal spread.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0 or np.any(~(v > 0)):
+        raise ValueError(f"geometric_mean_interval needs positive values; got {v.tolist()}")
+    logs = np.log(v)
+    low, high = t_interval(logs, confidence)
+    return Estimate(float(math.exp(logs.mean())), Interval(math.exp(low), math.exp(high)), confidence)
+
+
+@dataclass(frozen=True)
+class RatioTest:
+    """One-sided Welch t-test that ``a`` is smaller than ``b`` on the log scale.
+
+    ``ratio``: geometric mean of a over geometric mean of b; ``upper``: the one-sided
+    ``1 - level`` upper bound of that ratio, ``lower`` the one-sided lower bound (the reverse
+    test at the same level); ``p_value``: of H0 "mean log a >= mean log b";
+    ``degrees_of_freedom``: Welch-Satterthwaite. ``smaller``: ``upper < 1`` (a smaller at
+    ``level``); ``larger``: ``lower > 1`` (a larger at ``level``).
+    """
+
+    ratio: float
+    lower: float
+    upper: float
+    p_value: float
+    degrees_of_freedom: float
+    level: float
+
+    @property
+    def smaller(self) -> bool:
+        return self.upper < 1.0
+
+    @property
+    def larger(self) -> bool:
+        return self.lower > 1.0
+
+    def __str__(self) -> str:
+        return (f"ratio {self.ratio:.3g}, one-sided {1 - self.level:.0%} bounds [{self.lower:.3g}, {self.upper:.3g}], "
+                f"p = {self.p_value:.3g} (Welch, {self.degrees_of_freedom:.1f} dof, on logs)")
+
+
+def welch_ratio_test(a: Sequence[float], b: Sequence[float], level: float = 0.05) -> RatioTest:
+    """Is ``a`` smaller than ``b``? Welch's t-test on ``log a`` and ``log b`` (positive values,
+    at least two of each), one-sided at ``level``; see :class:`RatioTest`.
+
+    Size: when the mean logs are equal, ``smaller`` is true with probability ``level`` (for
+    normal logs; Welch's approximation of the null distribution is close for 3 or more values
+    per group); when a's mean log is larger, with less.
+    """
+    la, lb = np.log(np.asarray(a, dtype=np.float64)), np.log(np.asarray(b, dtype=np.float64))
+    if la.size < 2 or lb.size < 2 or not (np.all(np.isfinite(la)) and np.all(np.isfinite(lb))):
+        raise ValueError(f"welch_ratio_test needs at least two positive values per group; got {list(a)}, {list(b)}")
+    va, vb = la.var(ddof=1) / la.size, lb.var(ddof=1) / lb.size
+    difference = float(la.mean() - lb.mean())
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        dof = float(la.size + lb.size - 2)
+        bound = difference
+        return RatioTest(math.exp(difference), math.exp(bound), math.exp(bound),
+                         0.0 if difference < 0 else 1.0, dof, level)
+    dof = (va + vb) ** 2 / (va**2 / (la.size - 1) + vb**2 / (lb.size - 1))
+    quantile = float(stats.t.ppf(1 - level, dof))
+    p_value = float(stats.t.cdf(difference / se, dof))
+    return RatioTest(math.exp(difference), math.exp(difference - quantile * se), math.exp(difference + quantile * se),
+                     p_value, float(dof), level)

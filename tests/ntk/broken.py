@@ -177,7 +177,7 @@ BROKEN: dict[str, str] = {
     "swapped_inputs": "has shape",
     "wrong_dtype": "expected torch.float",
     "low_precision": "relative error",
-    "returns_nan": "non-finite",
+    "returns_nan": "returned NaN at entries",
     "raises_inside": "deliberate failure inside the implementation",
     "returns_numpy": "expected a torch.Tensor",
     "wrong_signature": "expected a callable fn(f, params, x1, x2)",
@@ -198,3 +198,99 @@ def mutates_parameters(f, params, x1, x2):
 
 
 BROKEN["mutates_parameters"] = "modified its arguments in place: layers.0.weight"
+
+
+# ---------------------------------------------------------------------------------------
+# Bugs that show only at depth, off the diagonal, for some call shapes, at exact zeros, or
+# for several outputs: each is right on the small, generic calls the old agreement cases
+# made, and wrong where networks are deep, kernels rectangular or square, inputs zero.
+# ---------------------------------------------------------------------------------------
+def _depth(params) -> int:
+    return _last_layer(params)  # L hidden layers: layers.0 .. layers.L
+
+
+def wrong_at_depth(f, params, x1, x2):
+    """Right for networks of up to 6 hidden layers; deeper, the first layer's weight gradient
+    is counted at half weight (as a truncated or mis-indexed layer loop would)."""
+    full = jacobian_ntk(f, params, x1, x2)
+    if _depth(params) <= 6:
+        return full
+    first = jacobian_ntk(lambda sub, x: f({**params, **sub}, x), {"layers.0.weight": params["layers.0.weight"]}, x1, x2)
+    return full - 0.5 * first
+
+
+wrong_at_depth.vmappable = True
+
+
+def wrong_off_diagonal(f, params, x1, x2):
+    """Right on every diagonal entry Theta(x, x); the off-diagonal entries are 1% too large."""
+    full = jacobian_ntk(f, params, x1, x2)
+    same = (x1[:, None, :] == x2[None, :, :]).all(-1).to(full.dtype)   # [N1, N2]: x1_a equals x2_b
+    if full.dim() == 4:
+        same = same[..., None, None]
+    return full * (1.01 - 0.01 * same)
+
+
+wrong_off_diagonal.vmappable = True
+
+
+def wrong_for_single_input(f, params, x1, x2):
+    """With one input in x1 (N1 = 1) it returns the kernel of x2 with itself's first row."""
+    if x1.shape[0] == 1 and x2.shape[0] > 1:
+        return jacobian_ntk(f, params, x2[:1], x2)
+    return jacobian_ntk(f, params, x1, x2)
+
+
+wrong_for_single_input.vmappable = True
+
+
+def wrong_for_square_cross(f, params, x1, x2):
+    """Assumes a square call K(x1, x2) with N1 = N2 is K(x1, x1): right for x2 is x1 and for
+    rectangular calls, wrong for two different batches of equal size."""
+    if x1.shape[0] == x2.shape[0]:
+        return jacobian_ntk(f, params, x1, x1)
+    return jacobian_ntk(f, params, x1, x2)
+
+
+wrong_for_square_cross.vmappable = True
+
+
+def wrong_derivative_at_zero(f, params, x1, x2):
+    """The structured factorization with relu'(0) = 1 instead of autograd's 0: right wherever
+    no pre-activation is exactly zero, wrong for zero inputs of zero-bias networks and in dead
+    layers."""
+    from harness.ntk import structured
+
+    original = structured.ACTIVATION_DERIVATIVES["relu"]
+    structured.ACTIVATION_DERIVATIVES["relu"] = lambda h: (h >= 0).to(h.dtype)
+    try:
+        return structured.structured_ntk(f, params, x1, x2)
+    finally:
+        structured.ACTIVATION_DERIVATIVES["relu"] = original
+
+
+wrong_derivative_at_zero.vmappable = True
+
+
+def output_sum(f, params, x1, x2):
+    """For O outputs, the NTK of the summed output spread over the blocks: Theta_sum / O on the
+    diagonal blocks i = j and zero elsewhere, which has the right trace over outputs."""
+    full = jacobian_ntk(f, params, x1, x2)
+    if full.dim() != 4:
+        return full
+    outputs = full.shape[-1]
+    summed = full.sum(dim=(-1, -2))
+    return summed[..., None, None] * torch.eye(outputs, dtype=full.dtype, device=full.device) / outputs
+
+
+output_sum.vmappable = True
+
+
+BROKEN.update({
+    "wrong_at_depth": "relative error",
+    "wrong_off_diagonal": "relative error",
+    "wrong_for_single_input": "K[single] relative error",
+    "wrong_for_square_cross": "K[square] relative error",
+    "wrong_derivative_at_zero": "relative error",
+    "output_sum": "relative error",
+})

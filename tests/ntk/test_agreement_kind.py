@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness.kinds import load_cases as load_case_file
-from harness.kinds.agreement import KIND
+from harness.kinds.agreement import CALL_SHAPES, KIND
 from harness.options import RunOptions
 from harness.ntk.registry import BUILTINS
 from tests.ntk.broken import BROKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_DIR = ROOT / "cases" / "agreement"
+MODEL_CASES = load_case_file(ROOT / "cases" / "models" / "models.toml")
 
 
 def _quick_cases():
@@ -36,12 +37,16 @@ def _messages(outcome) -> str:
 def test_quick_agreement_cases_cover_the_issue():
     archs = [c.sections["network"].architecture() for c in QUICK]
     assert len(QUICK) >= 8
-    assert {a.output_dim > 1 for a in archs} == {True, False}
+    assert {a.output_dim for a in archs} >= {1, 10}
     assert {a.trainable_bias for a in archs} == {True, False}
     assert {a.parametrization for a in archs} == {"standard", "ntk"}
+    assert {a.activation for a in archs} >= {"relu", "tanh", "erf"}
     assert {c.sections["agreement"].dtype for c in QUICK} == {"float64", "float32"}
-    assert {a.depth for a in archs} >= {1, 2, 3, 4, 5}
+    assert {a.depth for a in archs} >= {1, 2, 3, 4, 5, 8, 32}
+    assert min(min(a.hidden_widths) for a in archs) == 2 and max(max(a.hidden_widths) for a in archs) >= 512
+    assert any(c.sections["agreement"].zero_input for c in QUICK)
     assert all(c.sections["agreement"].networks >= 2 for c in QUICK)
+    assert all(set(c.sections["agreement"].call_shapes) == set(CALL_SHAPES) for c in QUICK)
 
 
 @pytest.mark.parametrize("name", list(BUILTINS))
@@ -113,7 +118,8 @@ def test_end_to_end_pytest_cases_with_ntk_impl():
     "table, key",
     [
         ("networks = 1", "agreement.networks"),
-        ("inputs = 3\nother_inputs = 3", "agreement.other_inputs"),
+        ('call_shapes = ["cross", "cross"]', "agreement.call_shapes"),
+        ('call_shapes = ["diagonal"]', "agreement.call_shapes"),
         ('dtype = "float16"', "agreement.dtype"),
         ("rtol = 0", "agreement.rtol"),
     ],
@@ -138,3 +144,34 @@ def test_case_level_implementation_is_used_and_ntk_impl_overrides_it(tmp_path):
     assert not pinned.passed and pinned.implementation == "tests.ntk.broken:scaled"
     overridden = KIND.run(case, RunOptions(device="cpu", implementation="structured"))
     assert overridden.passed and overridden.implementation == "structured"
+
+
+@pytest.mark.parametrize("name", ["jacobian", "ntk-vector-products", "autograd-loop"])
+def test_general_builtins_pass_every_model_case(name):
+    for case in MODEL_CASES:
+        outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
+        assert outcome.passed, f"{name} on {case.id}: {_messages(outcome)}"
+        assert outcome.result.model is not None and outcome.result.max_relative_error <= outcome.result.rtol
+
+
+def test_structured_is_skipped_on_models_with_its_reason_not_passed():
+    outcome = KIND.run(MODEL_CASES[0], RunOptions(implementation="structured", device="cpu"))
+    assert outcome.skipped and "MLP" in outcome.skipped
+    (agreement,) = outcome.result.implementations
+    assert agreement.skipped and agreement.max_relative_error is None
+
+
+def test_each_model_feature_bug_is_caught_on_its_model_only():
+    from tests.ntk.broken_models import BROKEN_ON_MODELS
+
+    model_of = {case.sections["model"].factory.split(":")[0]: case for case in MODEL_CASES}
+    for name, (model, phrase) in BROKEN_ON_MODELS.items():
+        spec = f"tests.ntk.broken_models:{name}"
+        for module, case in model_of.items():
+            outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
+            if module == model:
+                message = _messages(outcome)
+                assert not outcome.passed, f"{name} passed its model {model}"
+                assert spec in message and phrase in message, message
+            else:
+                assert outcome.passed, f"{name} failed on {module}, not its model: {_messages(outcome)}"

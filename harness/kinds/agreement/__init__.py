@@ -1,33 +1,49 @@
 """``kind = "agreement"``: an NTK implementation agrees exactly with the reference (spec, torch-free).
 
-A case fixes one architecture (``[case.network]``) and draws ``networks`` independently
-initialized networks of it (``[case.agreement]``), all evaluated at the same inputs
-x1 [N1, n_0] and x2 [N2, n_0]. The selected implementation (``--ntk-impl``, else the
-case's ``implementation``; with neither, every built-in in turn, its checks prefixed with
-its name) is called on the networks in sequence, with the same network function ``f``
-each time, and every result is checked (:mod:`harness.kinds.agreement.run`):
+A case fixes one network: the harness's fully connected network (``[case.network]``) or a
+user's model built by a factory (``[case.model]``). It draws ``networks`` independently
+initialized networks of it (``[case.agreement]``) and evaluates them at seeded inputs
+x1 [N1, ...] and x2 [N2, ...] in every call shape of ``call_shapes``:
+
+=============  ==============================================================
+cross          K(x1, x2) (N1 != N2 exposes a transposed result)
+self           K(x1, x1), the same tensor passed twice
+equal          K(x1, x1'), x1' an equal but different tensor
+single         K(x1[:1], x2): N1 = 1
+square         K(x1, x3): N1 = N2 with x1 != x3
+containing     K(x1, [x2; x1[:2]]): the second batch contains rows of the first
+duplicates     K([x1[0]; x1[0]; x1[1:]], x2): a batch with a duplicated row
+=============  ==============================================================
+
+(``zero_input = true`` makes the last row of x1 exactly zero, so that pre-activations are
+exactly 0 where biases are: the activation's derivative at 0 matters there.)
+
+The selected implementation (``--ntk-impl``, else the case's ``implementation``; with
+neither, every built-in in turn, its checks prefixed with its name) is called on the
+networks in sequence with the same network function ``f``, and every result is checked
+(:mod:`harness.kinds.agreement.run`):
 
 - ``loads``: the implementation resolves to a callable ``fn(f, params, x1, x2)``;
 - ``runs``: it returns a tensor without raising;
 - ``shape``: [N1, N2] for one output, [N1, N2, O, O] for O outputs;
 - ``dtype``: the dtype and device of the inputs;
 - ``finite``: no NaN or infinity;
-- ``agrees with jacobian``: relative error ``max|K - K_ref| / max|K_ref| <= rtol`` where
-  ``K_ref`` is :func:`harness.ntk.jacobian.jacobian_ntk` evaluated in float64 on the same
-  (upcast) parameters and inputs; a failure names the worst entries and, where one
-  explains the difference, the parameter group that is missing (a single parameter, a
-  layer, every bias, the readout), a constant factor, transposed outputs or another
-  network's parameters;
+- ``agrees with jacobian``: relative error ``max|K - K_ref| / max|K_ref| <= rtol`` in every
+  call shape, where ``K_ref`` is :func:`harness.ntk.jacobian.jacobian_ntk` evaluated in
+  float64 on the same (upcast) parameters and inputs; a failure names the call shape, the
+  worst entries and, where one explains the difference, the parameter group that is
+  missing (a single parameter, a layer or module, every bias, the readout), a constant
+  factor, transposed outputs or another network's parameters;
 - ``symmetric``: ``K(x1, x1)[a, b, i, j] = K(x1, x1)[b, a, j, i]`` to rtol;
 - ``positive semi-definite``: the [N1 O, N1 O] matrix of ``K(x1, x1)`` has smallest
   eigenvalue ``>= -rtol * (largest |eigenvalue|)``;
-- ``fresh parameters``: no network's result equals an earlier network's kernel (an
-  implementation that caches parameters or results across calls fails here);
-- ``arguments unchanged``: params, x1 and x2 are as they were passed (the implementation
-  gets copies, so writing into them cannot corrupt the reference, but it is reported);
+- ``fresh parameters``: no network's result equals an earlier network's kernel;
+- ``arguments unchanged``: params, x1 and x2 are as they were passed;
 - ``vmap``: only for an implementation that sets ``vmappable = True``: under
-  ``torch.func.vmap`` over the stacked parameters of all networks it gives the same
-  kernels.
+  ``torch.func.vmap`` over the stacked parameters of all networks it gives the same kernels.
+
+An implementation that states it does not support the network (``supports(f)``, e.g.
+``structured`` on a user's model) is skipped with its reason, never passed.
 
 Tolerances (``rtol``): 1e-10 in float64 and 1e-4 in float32 unless the case says
 otherwise. These checks are exact (no randomness in the verdict): a correct
@@ -35,25 +51,39 @@ implementation passes on any seed; the seeds only choose which networks are test
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from harness.cases.schema import FieldError
 from harness.cases.sections import NetworkSection, doc
-from harness.constants import DTYPE_NAMES
+from harness.constants import AGREEMENT_RTOL, DTYPE_NAMES
 from harness.kinds.base import Kind
 
 #: Agreement tolerance by dtype: max|K - K_ref| / max|K_ref|.
-DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-4}
+DEFAULT_RTOL = AGREEMENT_RTOL
+
+#: The call shapes an implementation is checked in (module docstring).
+CALL_SHAPES = ("cross", "self", "equal", "single", "square", "containing", "duplicates")
+
+#: Inputs of a user's model: Gaussian, or scikit-learn's bundled digits (no download).
+MODEL_INPUTS = ("gaussian", "digits")
+
+#: Largest NTK computation collection accepts for one network: bytes of the per-sample
+#: Jacobians of the reference, ~ P * 8 * (N1 + N2) * O.
+COLLECTION_MEMORY_CEILING = 64 * 2**30
 
 
 @dataclass
 class AgreementSection:
-    """``[case.agreement]``: how many networks, which inputs, which precision."""
+    """``[case.agreement]``: how many networks, which inputs and call shapes, which precision."""
 
     networks: int = field(default=3, metadata=doc("independently initialized networks checked in sequence", min=2))
-    inputs: int = field(default=5, metadata=doc("N1, the number of inputs x1", min=1))
+    inputs: int = field(default=5, metadata=doc("N1, the number of inputs x1", min=2))
     other_inputs: int = field(default=3, metadata=doc("N2, the number of inputs x2 (N2 != N1 exposes transposes)",
                                                       min=1))
+    call_shapes: list[str] = field(default_factory=lambda: list(CALL_SHAPES),
+                                   metadata=doc("call shapes checked", choices=CALL_SHAPES, min_length=1))
+    zero_input: bool = field(default=False, metadata=doc("the last row of x1 is exactly zero"))
     seed: int = field(default=0, metadata=doc("seed of the networks and the inputs", min=0))
     dtype: str = field(default="float64", metadata=doc("dtype of parameters and inputs", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, ..."))
@@ -61,9 +91,8 @@ class AgreementSection:
         default=None, metadata=doc("relative tolerance (default 1e-10 in float64, 1e-4 in float32)", min_exclusive=0))
 
     def validate(self) -> None:
-        if self.inputs == self.other_inputs:
-            raise FieldError("agreement.other_inputs", f"expected a count different from inputs ({self.inputs}) "
-                                                       "so that a transposed result has the wrong shape")
+        if len(set(self.call_shapes)) != len(self.call_shapes):
+            raise FieldError("agreement.call_shapes", f"expected each call shape once, got {self.call_shapes}")
 
     def tolerance(self, dtype_name: str) -> float:
         """The case's rtol, or the default of ``dtype_name``; never below the default of a
@@ -74,19 +103,76 @@ class AgreementSection:
         return rtol
 
 
+@dataclass
+class ModelSection:
+    """``[case.model]``: a user's model instead of the harness's MLP.
+
+    ``factory`` is ``package.module:function`` (importable, or a module found next to the
+    case file or in a folder above it) or ``path/to/file.py:function`` relative to the case
+    file; it is called with ``kwargs`` and must return a ``torch.nn.Module``. The counted
+    parameters are every trainable parameter (``requires_grad``), or those matching the
+    glob patterns of ``parameters``; frozen parameters and buffers (BatchNorm running
+    statistics) are held fixed. Networks differ in their trainable parameters (network m
+    is the factory's draw under seed ``network_seed(seed, m)``); the fixed tensors are
+    those of network 0.
+    """
+
+    factory: str = field(metadata=doc("package.module:function or path/to/file.py:function returning an nn.Module"))
+    input_shape: list[int] = field(metadata=doc("the shape of one input, e.g. [1, 8, 8]", min=1, min_length=1))
+    kwargs: dict = field(default_factory=dict, metadata=doc("keyword arguments of the factory"))
+    inputs: str = field(default="gaussian", metadata=doc("gaussian | digits", choices=MODEL_INPUTS))
+    parameters: list[str] | None = field(default=None, metadata=doc(
+        "glob patterns of the trainable parameters that count (default: all of them)", min_length=1))
+
+    def validate(self) -> None:
+        module, sep, function = self.factory.partition(":")
+        if not sep or not module or not function:
+            raise FieldError("model.factory", f"expected 'package.module:function' or 'path/to/file.py:function', "
+                                              f"got {self.factory!r}")
+        if self.inputs == "digits" and math.prod(self.input_shape) != 64:
+            raise FieldError("model.input_shape", f"digits are 8x8 images (64 values); got input_shape "
+                                                  f"{self.input_shape}")
+
+
 class AgreementKind(Kind):
     name = "agreement"
-    sections = {"network": NetworkSection, "agreement": AgreementSection}
+    sections = {"network": NetworkSection, "model": ModelSection, "agreement": AgreementSection}
+    optional_sections = ("network", "model")
     markers = ("agreement",)
     run_module = "harness.kinds.agreement.run"
 
+    def validate(self, case) -> None:
+        network, model = case.sections["network"], case.sections["model"]
+        if (network is None) == (model is None):
+            raise FieldError("network", "give exactly one of [case.network] (the harness's MLP) and [case.model] "
+                                        "(a model factory)")
+        section: AgreementSection = case.sections["agreement"]
+        if network is not None:
+            architecture = network.architecture()
+            count = section.inputs + max(section.inputs, section.other_inputs) + 2
+            estimate = architecture.parameter_count() * 8 * count * architecture.output_dim
+            if estimate > COLLECTION_MEMORY_CEILING:
+                raise FieldError("network.width", (
+                    f"one network's reference NTK needs about {estimate / 2**30:.1f} GiB "
+                    f"({architecture.parameter_count()} parameters x {count} inputs x {architecture.output_dim} "
+                    f"outputs in float64), more than the {COLLECTION_MEMORY_CEILING / 2**30:.0f} GiB a case may ask"))
+
     def case_id(self, case) -> str:
+        section: AgreementSection = case.sections["agreement"]
+        model = case.sections["model"]
+        if model is not None:
+            name = model.factory.rsplit(":", 1)[1]
+            args = "-".join(f"{k}{v}" for k, v in sorted(model.kwargs.items()) if isinstance(v, (int, float, str)))
+            return "-".join(p for p in (name, args, model.inputs, section.dtype) if p)
         network: NetworkSection = case.sections["network"]
-        agreement: AgreementSection = case.sections["agreement"]
         hidden = network.layer_widths
         width = f"w{hidden[0]}" if len(set(hidden)) == 1 else "w" + "-".join(map(str, hidden))
         parts = [f"L{len(hidden)}", width, f"o{network.output_dim}", "bias" if network.trainable_bias else "nobias",
-                 network.activation, network.parametrization, agreement.dtype]
+                 network.activation, network.parametrization, section.dtype]
+        if network.sigma_w2 != 2.0:
+            parts.insert(2, f"s{network.sigma_w2:g}")
+        if section.zero_input:
+            parts.append("zero")
         return "-".join(parts)
 
 

@@ -1,59 +1,79 @@
-"""Running an agreement case: every selected implementation against the reference, network by network.
+"""Running an agreement case: every selected implementation against the reference, network by
+network, call shape by call shape.
 
-:func:`run` resolves which implementations to check (the selected one, else every
-built-in) and calls :func:`check_implementation` for each; that function calls the
-implementation on each network, compares with the float64 reference
-(:func:`harness.ntk.jacobian.jacobian_ntk`) and collects problems per check
-(:class:`Problems`), then turns them into :class:`~harness.records.Check` rows. The checks
-are listed in :mod:`harness.kinds.agreement`; what a disagreement looks like is said by
+:func:`run` builds the :class:`Subject` (the harness MLP of ``[case.network]`` or a user's
+model of ``[case.model]``: network functions, parameters, inputs of every call shape),
+resolves which implementations to check (the selected one, else every built-in) and calls
+:func:`check_implementation` for each; that function calls the implementation on each
+network in each call shape, compares with the float64 reference
+(:func:`harness.ntk.jacobian.jacobian_ntk`), collects problems per check (:class:`Problems`)
+and turns them into :class:`~harness.records.Check` rows. The checks and call shapes are
+listed in :mod:`harness.kinds.agreement`; what a disagreement looks like is said by
 :mod:`harness.kinds.agreement.diagnosis`.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from harness.devices import resolve_device, resolve_dtype
-from harness.kinds.agreement import AgreementSection
+from harness.kinds.agreement import AgreementSection, ModelSection
 from harness.kinds.agreement.diagnosis import (check_fresh, check_psd, check_symmetric, diagnose, largest,
                                                relative_error, user_frame, worst_entries)
 from harness.kinds.base import KindOutcome
-from harness.networks import MLP, init_parameters, unstack
+from harness.networks import MLP, init_parameters, network_seed, unstack
 from harness.ntk.jacobian import jacobian_ntk
 from harness.ntk.registry import BUILTINS, ImplementationError, NTKImplementation, get_implementation
 from harness.options import RunOptions
-from harness.records import AgreementResult, Check, ImplementationAgreement, Timing
+from harness.records import AgreementResult, Check, ImplementationAgreement, ModelDescription, Timing
 
 MAX_DIAGNOSED = 3  # failures per case whose cause is looked for (the message shows three)
 LOADS = "a callable fn(f, params, x1, x2)"
+CHECK_KEYS = ("shape", "dtype", "finite", "agreement", "symmetric", "psd", "fresh", "inputs")
+
+
+@dataclass
+class CallShape:
+    """One way of calling the implementation: ``K(xa, xb)``; ``same`` when xb is xa."""
+
+    name: str
+    xa: torch.Tensor
+    xb: torch.Tensor
+    same: bool = False
+
+    def label(self) -> str:
+        return f"K(x1, x1)" if self.name == "self" else f"K[{self.name}]"
 
 
 @dataclass
 class Subject:
-    """What the implementations are checked on: the network function ``f``, the parameters of
-    every network stacked in float64 (name -> [M, ...]), the inputs in float64 and the number
-    of outputs O."""
+    """What the implementations are checked on: one network function per network (the same
+    object for every network of the harness MLP), the parameters of every network stacked in
+    float64 (name -> [M, ...]), the call shapes' inputs in float64, and the number of outputs O."""
 
-    f: object
+    functions: list
     stacked64: dict[str, torch.Tensor]
-    x1_64: torch.Tensor
-    x2_64: torch.Tensor
+    shapes: list[CallShape]
     num_outputs: int
-    num_layers: int
+    num_layers: int | None
+    model: ModelDescription | None = None
 
     @property
     def networks(self) -> int:
         return next(iter(self.stacked64.values())).shape[0]
+
+    def shape(self, name: str) -> CallShape | None:
+        return next((s for s in self.shapes if s.name == name), None)
 
 
 @dataclass
 class Problems:
     """Per check, what went wrong on which network (messages), plus the measured numbers."""
 
-    found: dict[str, list[str]] = field(default_factory=lambda: {
-        k: [] for k in ("shape", "dtype", "finite", "agreement", "symmetric", "psd", "fresh", "inputs")})
+    found: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in CHECK_KEYS})
     errors: list[float] = field(default_factory=list)
     asymmetry: list[float] = field(default_factory=list)
     smallest_ratio: list[float] = field(default_factory=list)
@@ -69,7 +89,10 @@ def run(case, options: RunOptions) -> KindOutcome:
     dtype_name = options.dtype or section.dtype
     device = resolve_device(options.device if options.device is not None else section.device)
     rtol = section.tolerance(dtype_name)
-    subject = mlp_subject(case.sections["network"], section, device)
+    if case.sections["model"] is not None:
+        subject = model_subject(case.sections["model"], section, device, Path(case.source).parent)
+    else:
+        subject = mlp_subject(case.sections["network"], section, device)
     selected = options.implementation or case.implementation
     specs = [selected] if selected is not None else list(BUILTINS)
     outcome = KindOutcome(implementation=selected or ",".join(specs), device=str(device), dtype=dtype_name,
@@ -82,148 +105,222 @@ def run(case, options: RunOptions) -> KindOutcome:
                 check.name = f"[{spec}] {check.name}"
         outcome.checks += checks
         agreements.append(agreement)
+    skipped = [a for a in agreements if a.skipped is not None]
+    if len(skipped) == len(agreements):
+        outcome.skipped = "; ".join(a.skipped for a in skipped)
+    network = case.sections["network"]
     outcome.result = AgreementResult(
         networks=section.networks, inputs=section.inputs, other_inputs=section.other_inputs, rtol=rtol,
-        implementations=agreements, architecture=case.sections["network"].architecture(),
-        call_shapes=["K(x1, x2)", "K(x1, x1)"])
+        implementations=agreements, architecture=network.architecture() if network is not None else None,
+        model=subject.model, call_shapes=[s.name for s in subject.shapes])
     ntk = sum(a.implementation_seconds + a.reference_seconds for a in agreements)
     outcome.timing = Timing(total_seconds=time.perf_counter() - start, ntk_seconds=ntk)
     return outcome
 
 
+# ---------------------------------------------------------------------- subjects
+def call_shapes(names: list[str], make_inputs, n1: int, n2: int, zero_input: bool) -> list[CallShape]:
+    """The inputs of every call shape; ``make_inputs(count)`` draws ``count`` fresh float64 inputs
+    (x1, then x2, then x3 for the square shape, in that order, so that x1 and x2 do not depend on
+    which shapes are asked for)."""
+    x1, x2 = make_inputs(n1), make_inputs(n2)
+    x3 = make_inputs(n1)
+    if zero_input:
+        x1 = x1.clone()
+        x1[-1] = 0.0
+    shapes = {
+        "cross": CallShape("cross", x1, x2),
+        "self": CallShape("self", x1, x1, same=True),
+        "equal": CallShape("equal", x1, x1.clone()),
+        "single": CallShape("single", x1[:1].clone(), x2),
+        "square": CallShape("square", x1, x3),
+        "containing": CallShape("containing", x1, torch.cat([x2, x1[:2]])),
+        "duplicates": CallShape("duplicates", torch.cat([x1[:1], x1[:1], x1[1:]]), x2),
+    }
+    return [shapes[name] for name in names]
+
+
 def mlp_subject(network, section: AgreementSection, device: torch.device) -> Subject:
     """The harness MLP of ``[case.network]``: ``section.networks`` networks drawn in float64 from
-    ``section.seed``, inputs x1 [N1, n_0] and x2 [N2, n_0] with i.i.d. N(0, 1/n_0) entries
-    from a generator seeded with ``section.seed``."""
+    ``section.seed``; inputs with i.i.d. N(0, 1/n_0) entries from a generator seeded with
+    ``section.seed`` (x1 [N1, n_0] first, then x2 [N2, n_0], then x3)."""
     architecture = network.architecture()
     stacked64 = init_parameters(architecture, section.seed, range(section.networks), dtype=torch.float64,
                                 device=device, draw_dtype=torch.float64)
     generator = torch.Generator().manual_seed(section.seed)
     n0 = architecture.input_dim
-    x1 = (torch.randn(section.inputs, n0, generator=generator, dtype=torch.float64) / n0**0.5).to(device)
-    x2 = (torch.randn(section.other_inputs, n0, generator=generator, dtype=torch.float64) / n0**0.5).to(device)
+
+    def make_inputs(count: int) -> torch.Tensor:
+        return (torch.randn(count, n0, generator=generator, dtype=torch.float64) / n0**0.5).to(device)
+
     f = MLP(architecture)
-    return Subject(f=f, stacked64=stacked64, x1_64=x1, x2_64=x2, num_outputs=architecture.output_dim,
-                   num_layers=f.num_layers)
+    shapes = call_shapes(section.call_shapes, make_inputs, section.inputs, section.other_inputs, section.zero_input)
+    return Subject(functions=[f] * section.networks, stacked64=stacked64, shapes=shapes,
+                   num_outputs=architecture.output_dim, num_layers=f.num_layers)
 
 
+def model_subject(model: ModelSection, section: AgreementSection, device: torch.device, base_dir: Path) -> Subject:
+    """A user's model: network 0 is the factory's draw under ``network_seed(seed, 0)`` and gives
+    the fixed tensors (frozen parameters, buffers) of every network; network m's trainable
+    parameters are the factory's draw under ``network_seed(seed, m)``."""
+    from harness.models import ModelError, ModelFunction, load_factory, make_model, make_model_inputs
+
+    try:
+        factory = load_factory(model.factory, base_dir)
+        modules = [make_model(factory, model.kwargs, seed=network_seed(section.seed, m), dtype=torch.float64,
+                              device=device) for m in range(section.networks)]
+        f = ModelFunction(modules[0], model.input_shape, parameters=model.parameters, label=model.factory)
+    except ModelError as exc:
+        raise ImplementationError(f"[case.model] {exc}") from exc   # the case cannot run: one line
+    per_network = [ModelFunction(module, model.input_shape, parameters=model.parameters,
+                                 label=model.factory).initial_parameters() for module in modules]
+    stacked64 = {name: torch.stack([p[name] for p in per_network]) for name in f.parameter_names}
+    counter = iter(range(10**6))
+
+    def make_inputs(count: int) -> torch.Tensor:
+        return make_model_inputs(model.inputs, model.input_shape, count, seed=section.seed * 1000 + next(counter),
+                                 dtype=torch.float64, device=device)
+
+    shapes = call_shapes(section.call_shapes, make_inputs, section.inputs, section.other_inputs, section.zero_input)
+    description = ModelDescription(
+        factory=model.factory, kwargs=dict(model.kwargs), input_shape=list(model.input_shape), inputs=model.inputs,
+        output_dim=f.output_dim, parameter_count=f.parameter_count(),
+        frozen_parameters=list(f.frozen_parameter_names), buffers=list(f.buffer_names),
+        tied=[list(group) for group in f.tied])
+    return Subject(functions=[f] * section.networks, stacked64=stacked64, shapes=shapes, num_outputs=f.output_dim,
+                   num_layers=None, model=description)
+
+
+# ---------------------------------------------------------------------- checks
 def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device: torch.device,
                          rtol: float) -> tuple[list[Check], ImplementationAgreement]:
-    """Every check of one implementation on every network of ``subject``."""
+    """Every check of one implementation on every network and call shape of ``subject``."""
     agreement = ImplementationAgreement(implementation=spec)
     try:
         implementation = get_implementation(spec)
     except ImplementationError as exc:
         return [Check("loads", False, expected=LOADS, detail=str(exc))], agreement
     checks = [Check("loads", True, expected=LOADS)]
+    reason = implementation.supports(subject.functions[0])
+    if reason is not None:
+        agreement.skipped = reason
+        return checks, agreement
     label = f"NTK implementation {implementation.name!r}"
-    x1, x2 = subject.x1_64.to(dtype), subject.x2_64.to(dtype)
-    n1, n2, outputs = x1.shape[0], x2.shape[0], subject.num_outputs
-    block = (outputs, outputs) if outputs > 1 else ()
-    shape_cross, shape_self = (n1, n2) + block, (n1, n1) + block
+    shapes = [(s, s.xa.to(dtype), s.xa.to(dtype) if s.same else s.xb.to(dtype)) for s in subject.shapes]
     problems = Problems()
     earlier_refs: list[tuple[int, torch.Tensor]] = []
     earlier_results: list[tuple[int, torch.Tensor]] = []
+    fresh_shape = next((s for s, _, _ in shapes if not s.same), shapes[0][0]).name
 
     for m in range(subject.networks):
+        f = subject.functions[m]
         params64 = unstack(subject.stacked64, m)
         # copies: an implementation that writes into its arguments must not corrupt the reference
         params = {name: value.to(dtype, copy=True) for name, value in params64.items()}
-        given_x1, given_x2 = x1.clone(), x2.clone()
-        start = time.perf_counter()
-        try:
-            cross = implementation(subject.f, params, given_x1, given_x2)
-            own = implementation(subject.f, params, given_x1, given_x1)
-        except Exception as exc:  # the user's code: report, never crash the session
-            checks.append(Check("runs", False, expected="a tensor",
-                                detail=f"{label} raised {type(exc).__name__}: {exc}{user_frame(exc)} "
-                                       f"(network {m} of {subject.networks})"))
-            return checks, _finish(agreement, problems)
-        problems.implementation_seconds += time.perf_counter() - start
-        bad = [(what, r) for what, r in (("K(x1, x2)", cross), ("K(x1, x1)", own)) if not isinstance(r, torch.Tensor)]
-        if bad:
-            what, r = bad[0]
-            checks.append(Check("runs", False, expected="a tensor",
-                                detail=f"{label} returned {type(r).__name__} for {what}, expected a torch.Tensor"))
-            return checks, _finish(agreement, problems)
+        results = {}
+        for shape, xa, xb in shapes:
+            given_a = xa.clone()
+            given_b = given_a if shape.same else xb.clone()
+            start = time.perf_counter()
+            try:
+                result = implementation(f, params, given_a, given_b)
+            except Exception as exc:  # the user's code: report, never crash the session
+                checks.append(Check("runs", False, expected="a tensor",
+                                    detail=f"{label} raised {type(exc).__name__}: {exc}{user_frame(exc)} "
+                                           f"(network {m} of {subject.networks}, {shape.label()})"))
+                return checks, _finish(agreement, problems)
+            problems.implementation_seconds += time.perf_counter() - start
+            if not isinstance(result, torch.Tensor):
+                checks.append(Check("runs", False, expected="a tensor",
+                                    detail=f"{label} returned {type(result).__name__} for {shape.label()}, "
+                                           "expected a torch.Tensor"))
+                return checks, _finish(agreement, problems)
+            changed = [name for name, value in params.items() if not torch.equal(value, params64[name].to(dtype))]
+            changed += [n for n, v, x in (("x1", given_a, xa), ("x2", given_b, xb)) if not torch.equal(v, x)]
+            if changed:
+                problems.found["inputs"].append(f"network {m}, {shape.label()}: modified its arguments in place: "
+                                                f"{', '.join(sorted(set(changed)))}")
+            results[shape.name] = (shape, result)
 
-        changed = [name for name, value in params.items() if not torch.equal(value, params64[name].to(dtype))]
-        changed += [name for name, value, x in (("x1", given_x1, x1), ("x2", given_x2, x2)) if not torch.equal(value, x)]
-        if changed:
-            problems.found["inputs"].append(f"network {m}: modified its arguments in place: {', '.join(changed)}")
+        for name, (shape, result) in results.items():
+            xa64, xb64 = shape.xa, (shape.xa if shape.same else shape.xb)
+            start = time.perf_counter()
+            reference = jacobian_ntk(f, params64, xa64, xa64 if shape.same else xb64)
+            problems.reference_seconds += time.perf_counter() - start
+            block = (subject.num_outputs,) * 2 if subject.num_outputs > 1 else ()
+            want = (xa64.shape[0], xb64.shape[0]) + block
+            if not _shape_dtype_finite(problems, m, shape.label(), result, want, dtype, device):
+                continue
+            result64 = result.detach().to(torch.float64)
+            _agreement(problems, m, shape.label(), result64, reference, f, subject, params64, xa64, xb64, rtol,
+                       earlier_refs if name == fresh_shape else [])
+            if shape.same:
+                _matrix_checks(problems, m, result64, xa64.shape[0], subject.num_outputs, rtol)
+            if name == fresh_shape:
+                problem = check_fresh(result64, reference, earlier_results, earlier_refs, rtol)
+                if problem:
+                    problems.found["fresh"].append(f"network {m}: {problem}")
+                earlier_results.append((m, result64))
+                earlier_refs.append((m, reference))
 
-        start = time.perf_counter()
-        ref_cross = jacobian_ntk(subject.f, params64, subject.x1_64, subject.x2_64)
-        ref_own = jacobian_ntk(subject.f, params64, subject.x1_64, subject.x1_64)
-        problems.reference_seconds += time.perf_counter() - start
-
-        if not _shapes_dtypes_finite(problems, m, ((("K(x1, x2)", cross, shape_cross), ("K(x1, x1)", own, shape_self))),
-                                     dtype, device):
-            continue
-        cross64, own64 = cross.detach().to(torch.float64), own.detach().to(torch.float64)
-        for what, r, ref, xb in (("K(x1, x2)", cross64, ref_cross, subject.x2_64),
-                                 ("K(x1, x1)", own64, ref_own, subject.x1_64)):
-            _agreement(problems, m, what, r, ref, subject, params64, xb, rtol,
-                       earlier_refs if what == "K(x1, x2)" else [])
-        _matrix_checks(problems, m, own64, n1, outputs, rtol)
-        problem = check_fresh(cross64, ref_cross, earlier_results, earlier_refs, rtol)
-        if problem:
-            problems.found["fresh"].append(f"network {m}: {problem}")
-        earlier_results.append((m, cross64))
-        earlier_refs.append((m, ref_cross))
-
-    def add(name: str, key: str, expected: str, measured: float | None = None, reference: float | None = None):
+    def add(check_name: str, key: str, expected: str, measured: float | None = None, reference: float | None = None):
         found = problems.found[key]
         detail = f"{label}: " + " | ".join(found[:3]) if found else ""
         if len(found) > 3:
             detail += f" | ... ({len(found) - 3} more)"
-        checks.append(Check(name, not found, measured=measured, reference=reference, expected=expected,
+        checks.append(Check(check_name, not found, measured=measured, reference=reference, expected=expected,
                             detail=detail))
 
     checks.append(Check("runs", True, expected="a tensor"))
-    add("shape", "shape", f"{list(shape_cross)} and {list(shape_self)}")
+    add("shape", "shape", "[N1, N2] for one output, [N1, N2, O, O] for O outputs, in every call shape")
     add("dtype", "dtype", f"{dtype} on {device}")
     add("finite", "finite", "no NaN or infinity")
-    if problems.found["shape"]:
+    if problems.found["shape"] or problems.found["finite"]:
+        # the primary check failed: comparing values would only repeat it
         return checks, _finish(agreement, problems)
-    add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g}",
-        measured=largest(problems.errors), reference=rtol)
-    add("symmetric", "symmetric", f"max|K - K^T| / max|K| <= {rtol:g}", measured=largest(problems.asymmetry),
-        reference=rtol)
-    add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
-        measured=min(problems.smallest_ratio) if problems.smallest_ratio else None, reference=-rtol)
+    add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g} in "
+        f"{len(shapes)} call shapes", measured=largest(problems.errors), reference=rtol)
+    if any(s.same for s, _, _ in shapes):
+        add("symmetric", "symmetric", f"max|K - K^T| / max|K| <= {rtol:g}", measured=largest(problems.asymmetry),
+            reference=rtol)
+        add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
+            measured=min(problems.smallest_ratio) if problems.smallest_ratio else None, reference=-rtol)
     add("fresh parameters", "fresh", "each network's kernel computed from its own parameters")
     add("arguments unchanged", "inputs", "params, x1 and x2 as they were passed")
-    if implementation.vmappable:
-        checks.append(check_vmap(implementation, label, subject, dtype, x1, x2, earlier_refs, rtol))
+    if implementation.vmappable and not problems.found["agreement"] and len({id(g) for g in subject.functions}) == 1:
+        cross = next(((s, xa, xb) for s, xa, xb in shapes if s.name == fresh_shape), shapes[0])
+        checks.append(check_vmap(implementation, label, subject, dtype, cross[1], cross[2], earlier_refs, rtol))
     return checks, _finish(agreement, problems)
 
 
-def _shapes_dtypes_finite(problems: Problems, m: int, results, dtype, device) -> bool:
-    """Record shape, dtype/device and finiteness problems; False when a shape is wrong."""
-    shapes_ok = True
-    for what, r, want in results:
-        if tuple(r.shape) != want:
-            shapes_ok = False
-            problems.found["shape"].append(f"network {m}: {what} has shape {list(r.shape)}, expected {list(want)}")
-        if r.dtype != dtype or r.device != device:
-            problems.found["dtype"].append(f"network {m}: {what} is {r.dtype} on {r.device}, expected {dtype} on {device}")
-        if r.is_floating_point() and not torch.isfinite(r).all():
-            count = int((~torch.isfinite(r)).sum())
-            problems.found["finite"].append(f"network {m}: {what} has {count} non-finite entries of {r.numel()}")
-    return shapes_ok
+def _shape_dtype_finite(problems: Problems, m: int, what: str, result, want, dtype, device) -> bool:
+    """Record shape, dtype/device and finiteness problems; False when the values cannot be compared."""
+    if tuple(result.shape) != tuple(want):
+        problems.found["shape"].append(f"network {m}: {what} has shape {list(result.shape)}, expected {list(want)}")
+        return False
+    if result.dtype != dtype or result.device != device:
+        problems.found["dtype"].append(f"network {m}: {what} is {result.dtype} on {result.device}, "
+                                       f"expected {dtype} on {device}")
+    if result.is_floating_point() and not torch.isfinite(result).all():
+        bad = (~torch.isfinite(result)).nonzero().tolist()
+        kind = "NaN" if torch.isnan(result).any() else "infinity"
+        shown = ", ".join("[" + ", ".join(map(str, index)) + "]" for index in bad[:3])
+        problems.found["finite"].append(f"network {m}: {what} returned {kind} at entries {shown}"
+                                        + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""))
+        return False
+    return True
 
 
-def _agreement(problems: Problems, m: int, what: str, result, reference, subject: Subject, params64, xb, rtol,
-               earlier) -> None:
+def _agreement(problems: Problems, m: int, what: str, result, reference, f, subject: Subject, params64, xa, xb,
+               rtol, earlier) -> None:
     error = relative_error(result, reference)
     problems.errors.append(error)
     if error <= rtol:
         return
     # the diagnosis costs a reference per parameter group: only for the first failures shown
     hint = "" if len(problems.found["agreement"]) >= MAX_DIAGNOSED else diagnose(
-        result, reference, f=subject.f, params64=params64, x1=subject.x1_64, x2=xb, num_layers=subject.num_layers,
-        rtol=rtol, earlier=earlier)
+        result, reference, f=f, params64=params64, x1=xa, x2=xb, num_layers=subject.num_layers, rtol=rtol,
+        earlier=earlier)
     problems.found["agreement"].append(
         f"network {m}: {what} relative error {error:.3g} > {rtol:g}; worst entries: "
         f"{worst_entries(result, reference)}." + (f" {hint}" if hint else ""))
@@ -248,7 +345,8 @@ def check_vmap(implementation: NTKImplementation, label: str, subject: Subject, 
     expected = "under torch.func.vmap over stacked parameters, the same kernels"
     stacked = {name: value.to(dtype, copy=True) for name, value in subject.stacked64.items()}
     try:
-        batched = torch.func.vmap(implementation.function, in_dims=(None, 0, None, None))(subject.f, stacked, x1, x2)
+        batched = torch.func.vmap(implementation.function, in_dims=(None, 0, None, None))(
+            subject.functions[0], stacked, x1, x2)
     except Exception as exc:
         return Check("vmap", False, expected=expected,
                      detail=f"{label} sets vmappable = True but fails under torch.func.vmap: "

@@ -86,9 +86,15 @@ class DispersionKind(Kind):
     run_module = "harness.kinds.dispersion.run"
 
     def validate(self, case) -> None:
+        from harness.checks_at_start import check_network_size
+
         network: NetworkSection = case.sections["network"]
         expect: DispersionExpectation = case.sections["expect"]
         inputs: InputsSection = case.sections["inputs"]
+        sampling: SamplingSection = case.sections["sampling"]
+        # before anything builds the layers: refuse what no machine could compute
+        check_network_size(network, inputs.number_of_inputs(), sampling.dtype,
+                           inputs_key="inputs.count" if inputs.kind == "random" else "inputs.inner_products")
         if network.output_dim != 1:
             raise FieldError("network.output_dim",
                              f"dispersion cases study scalar outputs; expected 1, got {network.output_dim}")

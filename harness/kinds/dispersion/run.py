@@ -17,15 +17,21 @@ from harness.devices import resolve_device, resolve_dtype
 from harness.inputs import make_inputs
 from harness.kinds.base import KindOutcome
 from harness.kinds.dispersion import DispersionExpectation
-from harness.montecarlo import MemoryBudgetError, NTKSamples, sample_ntk
+from harness.constants import AGREEMENT_RTOL, REFERENCE_IMPLEMENTATION
+from harness.montecarlo import MemoryBudgetError, NTKSamples, differential_check, sample_ntk
 from harness.ntk.registry import ImplementationError, get_implementation
 from harness.options import RunOptions
 from harness.records import Check, Interval, Timing
-from harness.records.dispersion import AsymptoticReference, DispersionResult, EntryResult
+from harness.records.dispersion import AsymptoticReference, DifferentialResult, DispersionResult, EntryResult
 from harness.statistics import summarize, t_interval
 
 CONFIDENCE = 0.95
-DEFAULT_IMPLEMENTATION = "jacobian"
+#: The Monte Carlo's implementation when neither the case nor --ntk-impl names one: the
+#: layer-wise factorization (fast, no parameter-sized Jacobian), held to the reference
+#: ``jacobian`` entry by entry by the differential check on a subset of the case's networks.
+DEFAULT_IMPLEMENTATION = "structured"
+#: Share of a case's time the differential check may take.
+DIFFERENTIAL_SHARE = 0.25
 
 
 def _fmt(value: float) -> str:
@@ -85,10 +91,41 @@ def run(case, options: RunOptions) -> KindOutcome:
         outcome.checks += _infinite_width_checks(result, finite_rows, expect, alpha_mean,
                                                  case.sections["network"].phase)
 
+    reference_seconds = time.perf_counter() - reference_start
+    differential_seconds = 0.0
+    if implementation_name != REFERENCE_IMPLEMENTATION:
+        check, result.differential = _differential_check(
+            architecture, x, samples, sampling, implementation_name, dtype_name, device,
+            budget_seconds=DIFFERENTIAL_SHARE / (1 - DIFFERENTIAL_SHARE) * (time.perf_counter() - total_start))
+        outcome.checks.append(check)
+        differential_seconds = result.differential.seconds
     outcome.result = result
-    outcome.timing = Timing(total_seconds=time.perf_counter() - total_start, ntk_seconds=samples.seconds,
-                            reference_seconds=time.perf_counter() - reference_start)
+    outcome.timing = Timing(total_seconds=time.perf_counter() - total_start,
+                            ntk_seconds=samples.seconds + differential_seconds, reference_seconds=reference_seconds)
     return outcome
+
+
+def _differential_check(architecture, x, samples: NTKSamples, sampling, implementation_name: str, dtype_name: str,
+                        device, budget_seconds: float) -> tuple[Check, DifferentialResult]:
+    """The case's own networks, a seeded subset, recomputed with the reference entry by entry
+    (:func:`harness.montecarlo.differential_check`): exact checking at the case's depth, width,
+    inputs and call shape, whatever the statistics say."""
+    rtol = AGREEMENT_RTOL[dtype_name]
+    found = differential_check(
+        architecture, x, samples.row, seed=sampling.seed, implementation=get_implementation(implementation_name),
+        reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolve_dtype(dtype_name),
+        draw_dtype=resolve_dtype(sampling.draw_dtype), device=device, budget_seconds=budget_seconds)
+    result = DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=found.networks,
+                                max_relative_error=found.max_relative_error, rtol=rtol, worst=found.worst,
+                                seconds=found.seconds)
+    passed = found.max_relative_error <= rtol
+    check = Check(
+        f"agrees with {REFERENCE_IMPLEMENTATION} on {found.networks} of its networks (differential)", passed,
+        measured=found.max_relative_error, reference=rtol,
+        expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
+        detail=(f"NTK implementation {implementation_name!r}: relative error {found.max_relative_error:.3g} > "
+                f"{rtol:g}; worst: {found.worst}" if not passed else ""))
+    return check, result
 
 
 def _sample(architecture, x, sampling, implementation_name, dtype_name, device, options) -> NTKSamples:

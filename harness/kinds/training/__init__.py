@@ -24,8 +24,29 @@ Three families of checks, each optional (:mod:`harness.kinds.training.run`):
   passes iff the interval lies below b, ``width_exponent_not_below = b`` iff its upper end is
   at least b.
 
+And a fourth, across phases (claim 3 of the paper as it states it):
+
+- a phase comparison (``[case.phases] sigma_w2 = [1.0, 2.0, 2.2]``, instead of the network's
+  own ``sigma_w2``): the SAME architecture and training at every listed sigma_w^2, one pytest
+  item; the check "``quantity`` (default ``relative_change``) at the last checkpoint is
+  smallest in the ordered phase" passes iff, for every non-ordered phase, a one-sided Welch
+  t-test on the logs of the per-network values (:func:`harness.training.metrics.welch_ratio_test`)
+  puts the ratio ordered / other below 1 at ``level`` (default 0.05). Claim-holds is the
+  intersection of those tests, so its size is ``level``: when the ordered phase's value is in
+  fact not smaller than some other phase's, the check passes with probability at most
+  ``level``. Each phase's own ``[case.expect.<phase>]`` level bounds apply to its experiment.
+  A regime where the claim is measured not to hold is declared with the case's top-level
+  ``expected_failure = "..."`` (strict xfail: the record is xfailed, and xpassed fails the run
+  if the claim starts to hold).
+
 Every run also checks that training did not diverge (a NaN or infinite loss ends the case
 with a failure naming the step and the learning rate).
+
+Level bounds are decided on intervals, not on means: ``<quantity>_at_most = b`` passes iff
+the ``confidence`` t-interval of the mean over networks lies at or below b, ``_at_least``
+iff it lies at or above b (a one-sided test at ``(1 - confidence) / 2`` that the mean is on
+the accepted side). Bounds are never fitted on the runs they check: they come from theory,
+or from calibration runs with other seeds recorded in the case file.
 """
 from __future__ import annotations
 
@@ -41,6 +62,8 @@ from harness.kinds.base import Kind
 
 #: Quantities that may be fitted in log space (positive at the last checkpoint).
 FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
+#: Quantities a phase comparison may rank (positive; smaller = the NTK moved less).
+COMPARABLE = ("relative_change", "relative_change_full", "misalignment")
 
 
 def checkpoint_steps(steps: int, checkpoints, count: int = 5) -> tuple[int, ...]:
@@ -87,6 +110,11 @@ class TrainingSection:
     confidence: float = field(default=0.95, metadata=doc("level of every interval", min_exclusive=0, max_exclusive=1))
     dtype: str = field(default="float32", metadata=doc("compute dtype", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, ..."))
+    full_blocks: bool = field(default=False, metadata=doc(
+        "also compute the full per-output NTK blocks [N, N, O, O] with the case's implementation and record "
+        "relative_change_full (O^2 times the contractions; a parameter-sized Jacobian per probe chunk with the "
+        "jacobian implementation: minutes per NTK at the paper's size); default: the output trace only, "
+        "through the structured path"))
 
     def validate(self) -> None:
         bad = [t for t in self.checkpoints if t > self.steps]
@@ -171,6 +199,40 @@ class ScalingSection:
         return f"L={self.depth}" if self.depth is not None else f"lambda={self.depth_to_width:g}"
 
 
+@dataclass
+class PhasesSection:
+    """``[case.phases]``: the same network and training at several sigma_w^2, compared (claim 3).
+
+    Give the sigma_w^2 values here and leave ``[case.network] sigma_w2`` out. At least one
+    value must be in the ordered phase and one outside it (:func:`reference.phase_of`).
+    """
+
+    sigma_w2: list[float] = field(default_factory=list, metadata=doc(
+        "weight variances trained with the same architecture and training (empty: no comparison)",
+        min_exclusive=0))
+    quantity: str = field(default="relative_change", metadata=doc(
+        "quantity at the last checkpoint that must be smallest in the ordered phase", choices=COMPARABLE))
+    level: float = field(default=0.05, metadata=doc(
+        "size of the claim test: chance that it passes although the ordered phase's value is not smaller",
+        min_exclusive=0, max_exclusive=0.5))
+    regime: str = field(default="", metadata=doc(
+        "what sets this regime apart, for the report's claim table (e.g. 'SGD 0.5, unit norm')"))
+
+    def validate(self) -> None:
+        if self.sigma_w2 and len(set(self.sigma_w2)) != len(self.sigma_w2):
+            raise FieldError("phases.sigma_w2", f"expected distinct values, got {self.sigma_w2}")
+
+
+@dataclass
+class TrainingNetworkSection(NetworkSection):
+    """``[case.network]`` of a training case: as everywhere, except that ``sigma_w2`` is left out
+    when ``[case.phases]`` lists several."""
+
+    sigma_w2: float | None = field(default=None, metadata=doc(
+        "weight variance sigma_w^2 (W ~ N(0, sigma_w^2 / fan_in)); leave out when [case.phases] gives several",
+        min_exclusive=0))
+
+
 def _bound(text: str):
     return field(default=None, metadata=doc(text))
 
@@ -211,16 +273,43 @@ LEVEL_BOUNDS = {
 }
 
 
+def phase_networks(case) -> list[NetworkSection]:
+    """The network section of every phase a case trains: the case's own, or one per
+    ``[case.phases] sigma_w2`` value (same everything else)."""
+    import dataclasses
+
+    network = case.sections["network"]
+    phases: PhasesSection = case.sections["phases"]
+    if not phases.sigma_w2:
+        return [network]
+    return [dataclasses.replace(network, sigma_w2=value) for value in phases.sigma_w2]
+
+
 class TrainingKind(Kind):
     name = "training"
-    sections = {"network": NetworkSection, "training": TrainingSection, "depth_trend": DepthTrendSection,
-                "scaling": ScalingSection, "expect": TrainingExpectation}
+    sections = {"network": TrainingNetworkSection, "training": TrainingSection, "depth_trend": DepthTrendSection,
+                "scaling": ScalingSection, "phases": PhasesSection, "expect": TrainingExpectation}
     markers = ("training",)
     run_module = "harness.kinds.training.run"
 
     def validate(self, case) -> None:
+        from harness.checks_at_start import check_network_size
+
         network: NetworkSection = case.sections["network"]
         training: TrainingSection = case.sections["training"]
+        trend: DepthTrendSection = case.sections["depth_trend"]
+        scaling: ScalingSection = case.sections["scaling"]
+        phases: PhasesSection = case.sections["phases"]
+        self._validate_phases(case, network, phases)
+        # every network the case trains, before anything builds its layers: the probe NTK of one
+        size = dict(inputs=training.probe_per_class * training.num_classes(), dtype=training.dtype,
+                    inputs_key="training.probe_per_class")
+        check_network_size(network, **size)
+        for depth in trend.depths:
+            check_network_size(network, depth=depth, key="depth_trend.depths", **size)
+        for width in scaling.width_values:   # at depth 1 first: then depth_at(width) is a float product
+            check_network_size(network, width=width, depth=1, key="scaling.width_values", **size)
+            check_network_size(network, width=width, depth=scaling.depth_at(width), key="scaling.width_values", **size)
         if network.input_dim is None:
             raise FieldError("network.input_dim", f"expected {training.input_dim()} (the input dimension of dataset "
                                                   f"{training.dataset!r}), got nothing")
@@ -231,23 +320,72 @@ class TrainingKind(Kind):
             raise FieldError("network.output_dim", f"expected {training.num_classes()} (one output per class of "
                                                    f"{training.dataset!r}; the {training.loss} loss uses one-hot "
                                                    f"targets), got {network.output_dim}")
-        trend: DepthTrendSection = case.sections["depth_trend"]
         if trend.depths and len(set(network.layer_widths)) > 1:
             raise FieldError("depth_trend.depths", "needs a network of equal hidden widths ('depth' and 'width')")
         if not math.isfinite(training.learning_rate):
             raise FieldError("training.learning_rate", "expected a finite number")
+        if not training.full_blocks:
+            expect: TrainingExpectation = case.sections["expect"]
+            for phase in ("ordered", "eoc", "chaotic"):
+                for key in ("relative_change_full_at_most", "relative_change_full_at_least"):
+                    if getattr(getattr(expect, phase), key) is not None:
+                        raise FieldError(f"expect.{phase}.{key}", "needs the full per-output blocks: set "
+                                                                  "full_blocks = true in [case.training]")
+            for section, quantity in (("depth_trend", trend.quantity), ("scaling", case.sections["scaling"].quantity),
+                                      ("phases", phases.quantity)):
+                if quantity == "relative_change_full":
+                    raise FieldError(f"{section}.quantity", "relative_change_full needs the full per-output "
+                                                            "blocks: set full_blocks = true in [case.training]")
 
-    def phase(self, case) -> str:
-        return case.sections["network"].phase
+    @staticmethod
+    def _validate_phases(case, network, phases: PhasesSection) -> None:
+        import reference
+
+        if not phases.sigma_w2:
+            if network.sigma_w2 is None:
+                raise FieldError("network.sigma_w2", "required key is missing; expected a number > 0 (or several "
+                                                     "in [case.phases] sigma_w2)")
+            return
+        if network.sigma_w2 is not None:
+            raise FieldError("network.sigma_w2", "give sigma_w2 either here or as the list [case.phases] sigma_w2, "
+                                                 f"not both (got {network.sigma_w2} and {phases.sigma_w2})")
+        found = [reference.phase_of(s, network.sigma_b2, network.activation) for s in phases.sigma_w2]
+        if "ordered" not in found or all(p == "ordered" for p in found):
+            raise FieldError("phases.sigma_w2", f"expected at least one ordered and one other phase, got "
+                                                f"{dict(zip(phases.sigma_w2, found))}")
+        if case.sections["depth_trend"].depths or case.sections["scaling"].width_values:
+            raise FieldError("phases.sigma_w2", "a phase comparison trains one architecture per phase; "
+                                                "put depth trends and width scalings in cases of their own")
+
+    def phase(self, case) -> str | None:
+        network = case.sections["network"]
+        return network.phase if network.sigma_w2 is not None else None
 
     def case_id(self, case) -> str:
         network: NetworkSection = case.sections["network"]
         training: TrainingSection = case.sections["training"]
-        parts = network.id_parts(with_input_dim=False)  # the dataset fixes it
+        phases: PhasesSection = case.sections["phases"]
+        if phases.sigma_w2:
+            import dataclasses
+
+            parts = dataclasses.replace(network, sigma_w2=phases.sigma_w2[0]).id_parts(with_input_dim=False)
+            parts[parts.index(f"s{phases.sigma_w2[0]:g}")] = "s" + "_".join(f"{s:g}" for s in phases.sigma_w2)
+            parts.remove(reference_phase(network, phases.sigma_w2[0]))
+            parts.insert(0, "phases")
+        else:
+            parts = network.id_parts(with_input_dim=False)  # the dataset fixes it
         parts += [f"{training.optimizer}{training.learning_rate:g}", f"T{training.steps}"]
+        if training.normalization != "unit_norm":
+            parts.append(training.normalization)
         if training.dataset != "digits":
             parts.append(training.dataset)
         return "-".join(parts)
+
+
+def reference_phase(network: NetworkSection, sigma_w2: float) -> str:
+    import reference
+
+    return reference.phase_of(sigma_w2, network.sigma_b2, network.activation)
 
 
 KIND = TrainingKind()

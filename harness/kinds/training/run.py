@@ -1,9 +1,14 @@
-"""Running a training case: train the networks, then the level, depth-trend and width-scaling checks.
+"""Running a training case: train the networks, then the level, depth-trend, width-scaling and phase checks.
 
 Data flow: case -> dataset (:mod:`harness.training.data`) -> one experiment per architecture
 (:func:`harness.training.experiment.run_experiment`: training plus the probe NTK at every
-checkpoint) -> the check families (:func:`level_checks`, :func:`trend_check`,
-:func:`scaling_check`, described in :mod:`harness.kinds.training`) -> :class:`TrainingResult`.
+checkpoint; one per phase for a phase comparison) -> the check families (:func:`level_checks`,
+:func:`trend_check`, :func:`scaling_check`, :func:`phase_check`, described in
+:mod:`harness.kinds.training`) -> :class:`TrainingResult`.
+
+The probe NTK's output trace goes through the structured path for the harness's MLP
+(:func:`harness.training.probe.probe_trace_ntk`); the case's implementation (default
+``jacobian``) computes the full per-output blocks when ``full_blocks = true``.
 """
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ import numpy as np
 
 from harness.devices import resolve_device, resolve_dtype
 from harness.kinds.base import KindOutcome
-from harness.kinds.training import LEVEL_BOUNDS, DepthTrendSection, PhaseExpectation, ScalingSection, TrainingSection
+from harness.kinds.training import (LEVEL_BOUNDS, DepthTrendSection, PhaseExpectation, PhasesSection, ScalingSection,
+                                    TrainingSection, phase_networks)
 from harness.ntk import get_implementation
 from harness.options import RunOptions
 from harness.records import Check, Interval, Timing, TrainingResult
-from harness.records.training import ExperimentSeries, Fit, ProbeNTK
+from harness.records.training import ExperimentSeries, Fit, PhaseComparison, PhaseValue, ProbeNTK
 from harness.training import metrics
 from harness.training.data import load_dataset
 from harness.training.experiment import QUANTITIES, ExperimentResult, run_experiment
@@ -38,8 +44,8 @@ def run(case, options: RunOptions) -> KindOutcome:
     training: TrainingSection = case.sections["training"]
     trend: DepthTrendSection = case.sections["depth_trend"]
     scaling: ScalingSection = case.sections["scaling"]
-    phase = network.phase
-    expect: PhaseExpectation = getattr(case.sections["expect"], phase)
+    phases: PhasesSection = case.sections["phases"]
+    expectations = case.sections["expect"]
     confidence = training.confidence
     device = resolve_device(options.device if options.device is not None else training.device)
     dtype_name = options.dtype if options.dtype is not None else training.dtype
@@ -51,32 +57,45 @@ def run(case, options: RunOptions) -> KindOutcome:
         input_dim=training.input_dim(), classes=training.num_classes(), data_path=training.data_path,
     )
     config = training_config(training)
-    outcome = KindOutcome(implementation=implementation.name, device=str(device), dtype=dtype_name, seed=training.seed)
+    used = "structured (output trace)" + (f", {implementation.name} (full blocks)" if training.full_blocks else "")
+    outcome = KindOutcome(implementation=used, device=str(device), dtype=dtype_name, seed=training.seed)
     results: dict[tuple, ExperimentResult] = {}
-    depth_trend = width_scaling = None
+    depth_trend = width_scaling = comparison = None
 
-    def experiment(depth: int | None = None, width: int | None = None) -> ExperimentResult:
-        architecture = network.architecture(depth=depth, width=width)
-        key = (architecture.depth, architecture.hidden_widths[0]) if depth is not None else ("base",)
+    def experiment(section, depth: int | None = None, width: int | None = None) -> ExperimentResult:
+        architecture = section.architecture(depth=depth, width=width)
+        key = (section.sigma_w2, architecture.depth, architecture.hidden_widths[0]) if depth is not None else (
+            section.sigma_w2, "base")
         if key not in results:
             results[key] = run_experiment(
                 architecture, dataset, config, networks=training.networks, seed=training.seed,
                 implementation=implementation, memory_budget_bytes=options.memory_budget_bytes, device=device,
-                dtype=dtype, eigenvalues=training.eigenvalues)
+                dtype=dtype, eigenvalues=training.eigenvalues, full_blocks=training.full_blocks)
         return results[key]
 
     uniform = len(set(network.layer_widths)) == 1
-    base_key = (network.depth_count, network.layer_widths[0])
+    base_shape = (network.depth_count, network.layer_widths[0]) if uniform else ()
+    sections = phase_networks(case)
     try:
-        base = experiment(*base_key) if uniform else experiment()
-        outcome.checks += level_checks(base, expect, confidence)
+        bases = []
+        for section in sections:
+            base = experiment(section, *base_shape)
+            bases.append(base)
+            expect: PhaseExpectation = getattr(expectations, section.phase)
+            outcome.checks += level_checks(base, expect, confidence,
+                                           label=f"{section.phase}, " if len(sections) > 1 else "")
+        if phases.sigma_w2:
+            checks, comparison = phase_check(bases, [s.phase for s in sections], phases, confidence)
+            outcome.checks += checks
+        expect = getattr(expectations, network.phase) if network.sigma_w2 is not None else None
         if trend.depths:
-            checks, depth_trend = trend_check([experiment(d, base_key[1]) for d in trend.depths], trend, expect,
-                                              confidence)
+            checks, depth_trend = trend_check([experiment(network, d, base_shape[1]) for d in trend.depths], trend,
+                                              expect, confidence)
             outcome.checks += checks
         if scaling.width_values:
-            checks, width_scaling = scaling_check([experiment(scaling.depth_at(w), w) for w in scaling.width_values],
-                                                  scaling, expect, confidence)
+            checks, width_scaling = scaling_check(
+                [experiment(network, scaling.depth_at(w), w) for w in scaling.width_values], scaling, expect,
+                confidence)
             outcome.checks += checks
         outcome.checks.insert(0, Check("training converged without divergence", True,
                                        expected="finite losses at every step",
@@ -85,19 +104,20 @@ def run(case, options: RunOptions) -> KindOutcome:
         outcome.checks.insert(0, Check("training converged without divergence", False, measured=exc.value,
                                        expected="finite losses at every step", detail=str(exc)))
     result = TrainingResult(
-        architecture=network.architecture(), optimizer=training.optimizer, learning_rate=training.learning_rate,
+        architecture=sections[0].architecture(), optimizer=training.optimizer, learning_rate=training.learning_rate,
         steps=training.steps, batch_size=training.batch_size, loss=training.loss, dataset=training.dataset,
         normalization=training.normalization, probe_size=int(dataset.x_probe.shape[0]), networks=training.networks,
         checkpoints=list(config.checkpoints), experiments=[_series(r) for r in results.values()],
-        depth_trend=depth_trend, width_scaling=width_scaling)
-    own = results.get(base_key if uniform else ("base",))
+        depth_trend=depth_trend, width_scaling=width_scaling, regime=phases.regime, phases=comparison)
+    own = results.get((sections[0].sigma_w2, *base_shape) if uniform else (sections[0].sigma_w2, "base"))
     if own is not None:
         result.probe_ntk = ProbeNTK(labels=own.probe_ntk["labels"], initial=own.probe_ntk.get("initial", []),
                                     final=own.probe_ntk.get("final", []), depth=own.architecture.depth,
                                     width=own.architecture.widths[1])
         for q in QUANTITIES:
-            result.final[q] = metrics.mean_interval(own.final(q), confidence)
-            result.per_network[q] = list(own.final(q))
+            if q in own.series and own.series[q]:
+                result.final[q] = metrics.mean_interval(own.final(q), confidence)
+                result.per_network[q] = list(own.final(q))
     outcome.result = result
     outcome.timing = Timing(total_seconds=time.perf_counter() - started,
                             training_seconds=sum(r.timing["training_s"] for r in results.values()),
@@ -108,12 +128,14 @@ def run(case, options: RunOptions) -> KindOutcome:
 def _series(result: ExperimentResult) -> ExperimentSeries:
     a = result.architecture
     return ExperimentSeries(depth=a.depth, width=a.widths[1], checkpoints=list(result.checkpoints),
-                            series=result.series, eigenvalues=result.eigenvalues,
+                            series=result.series, eigenvalues=result.eigenvalues, sigma_w2=a.sigma_w2,
                             training_seconds=result.timing["training_s"], ntk_seconds=result.timing["ntk_s"])
 
 
-def level_checks(base: ExperimentResult, expect: PhaseExpectation, confidence: float) -> list[Check]:
-    """Each ``<quantity>_at_most`` / ``_at_least`` bound of the phase against the final mean."""
+def level_checks(base: ExperimentResult, expect: PhaseExpectation, confidence: float, label: str = "") -> list[Check]:
+    """Each ``<quantity>_at_most`` / ``_at_least`` bound of the phase against the t-interval of the
+    final mean: ``_at_most`` passes iff the whole interval is at or below the bound, ``_at_least``
+    iff it is at or above it (each a one-sided test at ``(1 - confidence) / 2``)."""
     checks = []
     for key, (quantity, side) in LEVEL_BOUNDS.items():
         bound = getattr(expect, key, None)
@@ -121,23 +143,80 @@ def level_checks(base: ExperimentResult, expect: PhaseExpectation, confidence: f
             continue
         values = base.final(quantity)
         estimate = metrics.mean_interval(values, confidence)
-        passed = estimate.value <= bound if side == "at_most" else estimate.value >= bound
+        low, high = estimate.interval
+        passed = high <= bound if side == "at_most" else low >= bound
         relation = "<=" if side == "at_most" else ">="
+        end = "upper" if side == "at_most" else "lower"
         series = [metrics.mean_interval(v, confidence).value for v in base.series[quantity]]
         checks.append(Check(
-            f"{quantity} {relation} {bound:g} (L={base.architecture.depth}, n={base.architecture.widths[1]})",
+            f"{label}{quantity} {relation} {bound:g} (L={base.architecture.depth}, n={base.architecture.widths[1]})",
             bool(passed), measured=estimate.value, measured_interval=estimate.interval,
-            expected=f"mean over networks {relation} {bound:g}",
+            expected=f"{end} end of the {confidence:.0%} interval of the mean over networks {relation} {bound:g}",
             detail=(f"{quantity} at the last checkpoint: {metrics.describe(estimate, len(values))}; per network "
                     f"{_fmt_list(values)}; mean per checkpoint {base.checkpoints}: {_fmt_list(series)}"),
         ))
     return checks
 
 
+def phase_check(bases: list[ExperimentResult], phase_names: list[str], phases: PhasesSection,
+                confidence: float) -> tuple[list[Check], PhaseComparison]:
+    """Claim 3: ``phases.quantity`` at the last checkpoint is smallest in the ordered phase.
+
+    For every (ordered, other) pair, a one-sided Welch test on logs at ``phases.level``
+    (:func:`harness.training.metrics.welch_ratio_test`); the claim holds iff the ordered value
+    is significantly smaller than every other phase's (an intersection-union test of size
+    ``level``). With several ordered sigma_w^2, each of them must be smaller than every other phase.
+    """
+    quantity, level = phases.quantity, phases.level
+    values = []
+    for base, phase in zip(bases, phase_names):
+        final = base.final(quantity)
+        positive = [v for v in final if v > 0]
+        estimate = (metrics.geometric_mean_interval(positive, confidence) if len(positive) == len(final)
+                    else metrics.mean_interval(final, confidence))
+        values.append(PhaseValue(phase=phase, sigma_w2=base.architecture.sigma_w2, value=estimate,
+                                 per_network=list(final)))
+    tests, lines = [], []
+    holds = True
+    for o, ordered in enumerate(values):
+        if ordered.phase != "ordered":
+            continue
+        for other in values:
+            if other.phase == "ordered":
+                continue
+            test = metrics.welch_ratio_test(_positive(ordered.per_network), _positive(other.per_network), level)
+            verdict = "smaller" if test.smaller else ("larger" if test.larger else "not resolved")
+            tests.append({"ordered_sigma_w2": ordered.sigma_w2, "other_sigma_w2": other.sigma_w2,
+                          "other_phase": other.phase, "ratio": test.ratio, "lower": test.lower, "upper": test.upper,
+                          "p_value": test.p_value, "degrees_of_freedom": test.degrees_of_freedom, "verdict": verdict})
+            holds = holds and test.smaller
+            lines.append(f"ordered (sigma_w2 = {ordered.sigma_w2:g}) / {other.phase} (sigma_w2 = {other.sigma_w2:g}): "
+                         f"{test} -> ordered {verdict}")
+    comparison = PhaseComparison(quantity=quantity, level=level, regime=phases.regime, values=values, tests=tests,
+                                 holds=holds)
+    table = "; ".join(f"{v.phase} (sigma_w2 = {v.sigma_w2:g}): {v.value} over {len(v.per_network)} networks, per "
+                      f"network {_fmt_list(v.per_network)}" for v in values)
+    worst = max(tests, key=lambda t: t["upper"])
+    check = Check(
+        f"claim 3: {quantity} smallest in the ordered phase" + (f" ({phases.regime})" if phases.regime else ""),
+        bool(holds), measured=worst["ratio"], measured_interval=(worst["lower"], worst["upper"]),
+        expected=(f"ordered / other ratio of geometric means below 1 for every other phase (one-sided Welch test on "
+                  f"logs at level {level:g} each; false 'holds' rate <= {level:g})"),
+        level=level,
+        detail=f"at the last checkpoint ({bases[0].checkpoints[-1]} steps): {table}. Tests: " + "; ".join(lines))
+    return [check], comparison
+
+
+def _positive(values):
+    # A network whose NTK did not move at all (exactly 0) cannot enter a test on logs; the
+    # smallest positive float stands for it (a change of 0 is smaller than anything).
+    return [max(v, np.finfo(float).tiny) for v in values]
+
+
 def trend_check(runs: list[ExperimentResult], trend: DepthTrendSection, expect: PhaseExpectation,
                 confidence: float) -> tuple[list[Check], Fit | None]:
     """The slope of log(quantity) against depth, against the phase's bounds; and the fit."""
-    if expect.depth_slope_above is None and expect.depth_slope_not_above is None:
+    if expect is None or expect.depth_slope_above is None and expect.depth_slope_not_above is None:
         return [], None
     depths, values = _points(runs, trend.quantity, lambda r: r.architecture.depth)
     fit = metrics.least_squares_fit(depths, np.log(values), confidence)
@@ -165,7 +244,7 @@ def trend_check(runs: list[ExperimentResult], trend: DepthTrendSection, expect: 
 def scaling_check(runs: list[ExperimentResult], scaling: ScalingSection, expect: PhaseExpectation,
                   confidence: float) -> tuple[list[Check], Fit | None]:
     """The exponent of quantity ~ width^alpha at fixed lambda (or fixed depth), against the bounds; and the fit."""
-    if expect.width_exponent_below is None and expect.width_exponent_not_below is None:
+    if expect is None or expect.width_exponent_below is None and expect.width_exponent_not_below is None:
         return [], None
     widths, values = _points(runs, scaling.quantity, lambda r: r.architecture.widths[1])
     fit = metrics.power_law_fit(widths, values, confidence)
