@@ -48,7 +48,8 @@ width_exponent_not_below = -1000.0
 
 
 def _load(tmp_path, **overrides):
-    values = dict(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
+    # bound -1: the lower end of a 3-network t-interval of a positive quantity may be below 0
+    values = dict(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=-1.0)
     values.update(overrides)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.format(**values))
@@ -57,11 +58,11 @@ def _load(tmp_path, **overrides):
 
 def test_shipped_case_files_collect():
     ids = []
-    for name in ("constancy", "width_scaling", "width_scaling_fixed_depth", "width_scaling_ntk", "paper"):
-        for case in load_case_file(CASES / f"{name}.toml", {"training": KIND}):
+    for path in sorted(CASES.glob("*.toml")):
+        for case in load_case_file(path, {"training": KIND}):
             ids.append(KIND.case_id(case))
-            assert {"ordered", "eoc", "chaotic"} >= {KIND.phase(case)}
-    assert "eoc-w300-L20-s2-adam0.0001-T3000" in ids
+            assert {"ordered", "eoc", "chaotic", None} >= {KIND.phase(case)}
+    assert "phases-w300-L20-s1_2_2.2-adam0.0001-T3000-pixels" in ids
     assert KIND.markers == ("training",)
 
 
@@ -125,9 +126,145 @@ def test_failed_level_check_prints_the_interval(tmp_path):
     assert "95% CI, 3 networks" in failed.detail and "per network" in failed.detail
 
 
+def test_level_checks_are_decided_on_the_interval_not_the_mean(tmp_path):
+    (case,) = _load(tmp_path)
+    result = KIND.run(case, RunOptions(device="cpu")).result
+    estimate = result.final["relative_change"]
+    low, high = estimate.interval
+    assert low < estimate.value < high
+    between = (low + estimate.value) / 2  # the mean is above it, the interval is not
+    (case,) = _load(tmp_path, bound=between)
+    outcome = KIND.run(case, RunOptions(device="cpu"))
+    assert [c.name for c in outcome.failed_checks] == [f"relative_change >= {between:g} (L=2, n=8)"]
+    assert "lower end of the 95% interval" in outcome.failed_checks[0].expected
+
+
 def test_diverging_run_fails_with_step_and_learning_rate(tmp_path):
     (case,) = _load(tmp_path, learning_rate=1e8)
     outcome = KIND.run(case, RunOptions(device="cpu"))
     assert not outcome.passed
     (failed,) = outcome.failed_checks
     assert "diverged at step" in failed.detail and "learning_rate = 1e+08" in failed.detail
+
+
+# ------------------------------------------------------------------ phase comparison (claim 3)
+PHASES = """
+[[case]]
+name = "claim"
+kind = "training"
+{top}
+
+[case.network]
+{network_extra}
+depth = 3
+width = 12
+input_dim = 64
+output_dim = 10
+
+[case.training]
+optimizer = "sgd"
+learning_rate = 0.05
+steps = 12
+batch_size = 100000
+normalization = "pixels"
+probe_per_class = 2
+networks = 3
+checkpoints = [0, 1, 12]
+{training_extra}
+
+[case.phases]
+sigma_w2 = {sigmas}
+regime = "tiny SGD"
+{phases_extra}
+{more}
+"""
+
+
+def _phases(tmp_path, sigmas="[1.0, 2.0, 2.2]", top="", network_extra="", training_extra="", phases_extra="",
+            more=""):
+    path = tmp_path / "claim.toml"
+    path.write_text(PHASES.format(sigmas=sigmas, top=top, network_extra=network_extra, training_extra=training_extra,
+                                  phases_extra=phases_extra, more=more))
+    return load_case_file(path, {"training": KIND})
+
+
+def test_phase_comparison_is_one_item_with_a_readable_id(tmp_path):
+    (case,) = _phases(tmp_path)
+    assert case.id == "claim[phases-w12-L3-s1_2_2.2-sgd0.05-T12-pixels]"
+    assert KIND.phase(case) is None
+
+
+@pytest.mark.parametrize("change, key", [
+    (dict(network_extra="sigma_w2 = 2.0"), "network.sigma_w2"),             # given twice
+    (dict(sigmas="[2.0, 2.2]"), "phases.sigma_w2"),                         # no ordered phase
+    (dict(sigmas="[1.0, 1.5]"), "phases.sigma_w2"),                         # nothing to compare with
+    (dict(sigmas="[1.0, 1.0, 2.0]"), "phases.sigma_w2"),                    # duplicates
+    (dict(more="[case.depth_trend]\ndepths = [1, 2]"), "phases.sigma_w2"),  # one architecture per phase
+    (dict(phases_extra='quantity = "relative_change_full"'), "phases.quantity"),  # needs the full blocks
+    (dict(phases_extra="level = 0.7"), "phases.level"),
+])
+def test_phase_comparison_collection_errors_name_the_key(tmp_path, change, key):
+    with pytest.raises(CaseError) as info:
+        _phases(tmp_path, **change)
+    assert f"key '{key}'" in str(info.value)
+
+
+def test_network_without_sigma_w2_and_without_phases_names_the_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
+                    .replace("sigma_w2 = 2.0\n", ""))
+    with pytest.raises(CaseError, match="network.sigma_w2"):
+        load_case_file(path, {"training": KIND})
+
+
+def test_full_blocks_only_when_asked(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.format(sigma_w2=2.0, optimizer="sgd", learning_rate=0.5, probe_per_class=2, bound=0.0)
+                    .replace("relative_change_at_least", "relative_change_full_at_least"))
+    with pytest.raises(CaseError, match="full_blocks = true"):
+        load_case_file(path, {"training": KIND})
+    (case,) = _phases(tmp_path, training_extra="full_blocks = true")
+    outcome = KIND.run(case, RunOptions(device="cpu"))
+    assert all("relative_change_full" in e.series for e in outcome.result.experiments)
+    assert "full blocks" in outcome.implementation
+    (case,) = _phases(tmp_path)
+    outcome = KIND.run(case, RunOptions(device="cpu"))
+    assert not any("relative_change_full" in e.series for e in outcome.result.experiments)
+
+
+def test_phase_comparison_records_every_phase_and_tests_the_claim(tmp_path):
+    from harness.records import CaseRecord
+    from harness.records.training import TrainingResult
+    from harness.runner import run_case
+
+    (case,) = _phases(tmp_path, top='expected_failure = "tiny nets: ordered 0.1 vs 0.5"',
+                      more="[case.expect.ordered]\ntrain_loss_at_most = 1.0")
+    record = run_case(case, RunOptions(device="cpu"))
+    result = record.result
+    assert [e.sigma_w2 for e in result.experiments] == [1.0, 2.0, 2.2]
+    assert [v.phase for v in result.phases.values] == ["ordered", "eoc", "chaotic"]
+    assert [t["other_phase"] for t in result.phases.tests] == ["eoc", "chaotic"]
+    names = [c.name for c in record.checks]
+    assert names == ["training converged without divergence", "ordered, train_loss <= 1 (L=3, n=12)",
+                     "claim 3: relative_change smallest in the ordered phase (tiny SGD)"]
+    claim = record.checks[-1]
+    assert claim.passed == result.phases.holds
+    assert claim.level == 0.05 and "Welch" in claim.detail
+    # the xfail bookkeeping: passed -> xpassed (fails the run), failed -> xfailed
+    passed = all(c.passed for c in record.checks)
+    assert record.outcome == ("xpassed" if passed else "xfailed")
+    # every phase's series is in the record, and it survives results.json
+    import json
+    back = CaseRecord.from_record(json.loads(json.dumps(record.to_record())))
+    assert back.result.phases.holds == result.phases.holds
+    assert [len(e.series["relative_change"]) for e in back.result.experiments] == [3, 3, 3]
+    # the report: a claim row per regime, a figure panel per regime
+    ((title, _text, headers, rows),) = TrainingResult.summaries([back])
+    assert "Claim 3" in title and rows[0][1] == "tiny SGD" and rows[0][-1] == ("XPASS" if passed else "xfail")
+    assert rows[0][8].startswith("holds" if result.phases.holds else "fails")
+    figures = {f.name: f for f in TrainingResult.figures([back])}
+    (panel,) = figures["training_claim3.png"].panels
+    assert panel.yscale == "log" and len(panel.series) == 9   # points, line, band per phase
+    assert "training_relative_change.png" not in figures    # phase comparisons are drawn per regime only
+    _headers, table_rows = TrainingResult.table([back])
+    assert table_rows[0][3] == "1 / 2 / 2.2"

@@ -102,3 +102,35 @@ def test_fits_reject_bad_input():
         metrics.power_law_fit([1, 2], [1.0, 0.0])
     with pytest.raises(ValueError, match="two distinct"):
         metrics.least_squares_fit([1, 1, 1], [1.0, 2.0, 3.0])
+
+
+def test_welch_ratio_test_matches_scipy_on_logs():
+    a, b = [0.2, 0.35, 0.3, 0.25], [0.9, 1.4, 0.7, 1.1]
+    test = metrics.welch_ratio_test(a, b, 0.05)
+    reference = stats.ttest_ind(np.log(a), np.log(b), equal_var=False, alternative="less")
+    assert test.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+    assert test.ratio == pytest.approx(stats.gmean(a) / stats.gmean(b))
+    assert test.smaller and not test.larger and test.upper < 1
+    reverse = metrics.welch_ratio_test(b, a, 0.05)
+    assert reverse.larger and not reverse.smaller
+    assert reverse.ratio == pytest.approx(1 / test.ratio)
+    with pytest.raises(ValueError, match="two positive values"):
+        metrics.welch_ratio_test([1.0], [1.0, 2.0])
+
+
+def test_welch_ratio_test_size_is_its_level():
+    """Equal log-normal groups of 4: 'smaller' at level 0.05 about 5% of the time (seeded, 4000 tries)."""
+    rng = np.random.default_rng(11)
+    hits = sum(metrics.welch_ratio_test(np.exp(rng.normal(0, 0.5, 4)), np.exp(rng.normal(0, 1.0, 4)), 0.05).smaller
+               for _ in range(4000))
+    # Welch's approximation is slightly conservative for unequal variances; binomial sd 0.35%
+    assert 0.03 <= hits / 4000 <= 0.06
+
+
+def test_geometric_mean_interval():
+    e = metrics.geometric_mean_interval([1.0, 4.0], 0.95)
+    assert e.value == pytest.approx(2.0)
+    assert e.interval.low < 2.0 < e.interval.high
+    assert e.interval.low * e.interval.high == pytest.approx(4.0)   # symmetric on the log scale
+    with pytest.raises(ValueError, match="positive"):
+        metrics.geometric_mean_interval([1.0, 0.0])
