@@ -32,6 +32,7 @@ MARKERS = {
     "dispersion": "NTK dispersion at initialization against theory",
     "agreement": "an NTK implementation against the reference implementation",
     "training": "NTK constancy during training",
+    "search": "a property-based search (hypothesis) for a disagreement with the reference",
     "models": "agreement on the example models of cases/models (a user's nn.Module instead of the MLP)",
 }
 RECORD = "ntk_harness_record"

@@ -9,9 +9,10 @@ from __future__ import annotations
 from harness.kinds.agreement import KIND as AGREEMENT
 from harness.kinds.base import Kind, KindOutcome
 from harness.kinds.dispersion import KIND as DISPERSION
+from harness.kinds.search import KIND as SEARCH
 from harness.kinds.training import KIND as TRAINING
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (DISPERSION, AGREEMENT, TRAINING)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (DISPERSION, AGREEMENT, SEARCH, TRAINING)}
 
 
 def load_cases(path):

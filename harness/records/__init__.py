@@ -14,14 +14,16 @@ from harness.records.agreement import AgreementResult, ImplementationAgreement, 
 from harness.records.base import (SCHEMA_VERSION, CaseRecord, Check, Estimate, Interval, KindResult, RecordError,
                                   Timing)
 from harness.records.dispersion import DispersionResult, EntryResult
+from harness.records.search import SearchResult
 from harness.records.training import TrainingResult
 
 RESULT_TYPES: dict[str, type[KindResult]] = {
     DispersionResult.kind: DispersionResult,
     AgreementResult.kind: AgreementResult,
+    SearchResult.kind: SearchResult,
     TrainingResult.kind: TrainingResult,
 }
 
 __all__ = ["RESULT_TYPES", "SCHEMA_VERSION", "AgreementResult", "CaseRecord", "Check", "DispersionResult",
            "EntryResult", "Estimate", "ImplementationAgreement", "Interval", "KindResult", "ModelDescription",
-           "RecordError", "Timing", "TrainingResult"]
+           "RecordError", "SearchResult", "Timing", "TrainingResult"]
