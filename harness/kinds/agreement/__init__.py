@@ -148,14 +148,12 @@ class AgreementKind(Kind):
                                         "(a model factory)")
         section: AgreementSection = case.sections["agreement"]
         if network is not None:
-            architecture = network.architecture()
+            from harness.checks_at_start import check_network_size
+
+            # the largest call (x1 against x2 with x1's rows appended), the reference in float64; from
+            # the section's numbers, before anything builds the layers (depth = 10**12 fails at once)
             count = section.inputs + max(section.inputs, section.other_inputs) + 2
-            estimate = architecture.parameter_count() * 8 * count * architecture.output_dim
-            if estimate > COLLECTION_MEMORY_CEILING:
-                raise FieldError("network.width", (
-                    f"one network's reference NTK needs about {estimate / 2**30:.1f} GiB "
-                    f"({architecture.parameter_count()} parameters x {count} inputs x {architecture.output_dim} "
-                    f"outputs in float64), more than the {COLLECTION_MEMORY_CEILING / 2**30:.0f} GiB a case may ask"))
+            check_network_size(network, count, "float64", inputs_key="agreement.inputs")
 
     def case_id(self, case) -> str:
         section: AgreementSection = case.sections["agreement"]
