@@ -1,9 +1,10 @@
 """Calibrated acceptance intervals and goodness of fit (reference.acceptance).
 
 False-alarm checks count how often data drawn from the exact law (and, once, from real torch
-networks) fall outside the intervals; the count must lie within 4.5 binomial standard
-deviations of alpha * trials (false-alarm rate of each such check about 7e-6).  Power checks
-use data from a different configuration and require rejection.  Everything is seeded.
+networks) fall outside the intervals; the count must not exceed alpha * trials by more than
+4.5 binomial standard deviations (false-alarm rate of each such check about 7e-6).  Power
+checks use data from a different configuration and require rejection.  Everything is seeded.
+The per-check (tolerance) guarantee itself is tested in test_reference_calibration.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reference import STATISTICS, ExactLaw, acceptance_intervals, estimate, goodness_of_fit
 from reference.acceptance import replicate_count
@@ -41,19 +43,25 @@ def test_estimators_definitions():
     ((6,) * 5, 3.0, False, 30),       # atom at zero (dead nets) and heavy tails
 ])
 def test_false_alarm_rate_on_exact_data(widths, sigma_w2, bias, samples):
+    """Default construction (m = 1): the rate is at most alpha.  With m = 100 each tail's
+    conditional rate is Beta(m, R + 1 - m), concentrated enough to also bound it from below
+    (its 1e-4 quantile), so the interval is not vacuously wide either."""
     alpha, trials = 0.05, 4000
     law = ExactLaw(widths, sigma_w2, trainable_bias=bias)
-    intervals = acceptance_intervals(law, samples, alpha, seed=1)
     data = law.sample(trials * samples, np.random.default_rng(99)).reshape(trials, samples)
-    counts = dict.fromkeys(STATISTICS, 0)
-    for row in data:
-        for s, out in _outside(row, intervals).items():
-            counts[s] += out
     sd = math.sqrt(trials * alpha * (1 - alpha))
-    for s, c in counts.items():
-        # R + 1 = ceil(2/alpha) m, so the rate is alpha exactly for continuous estimators
-        assert c <= alpha * trials + 4.5 * sd, (s, c)
-        assert c >= alpha * trials - 4.5 * sd, (s, c)   # not vacuously wide either
+    for m in (1, 100):
+        intervals = acceptance_intervals(law, samples, alpha, seed=1, m=m)
+        counts = dict.fromkeys(STATISTICS, 0)
+        for row in data:
+            for s, out in _outside(row, intervals).items():
+                counts[s] += out
+        r = replicate_count(alpha, m=m)
+        floor = 2 * stats.beta.ppf(1e-4, m, r + 1 - m)
+        for s, c in counts.items():
+            assert c <= alpha * trials + 4.5 * sd, (m, s, c)
+            if m > 1:
+                assert c >= floor * trials - 4.5 * math.sqrt(trials * floor), (m, s, c, floor)
 
 
 def test_false_alarm_rate_on_torch_networks():
@@ -76,8 +84,7 @@ def test_dispersion_interval_reflects_bias_and_heavy_tail():
     lo, hi = acceptance_intervals(law, 200, 0.01, statistics=("dispersion",))["dispersion"]
     exact = law.dispersion()
     assert lo < exact
-    values = replicate_count(law, 200, 0.01)
-    assert values[0] + 1 == math.ceil(2 / 0.01) * values[1]
+    assert replicate_count(0.01) == math.ceil(math.log(1e-3) / math.log1p(-0.005))   # m = 1, delta = 1e-3
     from reference.acceptance import replicate_estimates
     reps = replicate_estimates(law, 200, 2000, ("dispersion",), seed=4)["dispersion"]
     assert np.median(reps) < exact                              # biased low
