@@ -167,7 +167,13 @@ class DispersionResult(KindResult):
                 ("width", hidden[0] if len(set(hidden)) == 1 else list(hidden)), ("depth", a.depth),
                 ("sigma_w2", a.sigma_w2), ("sigma_b2", a.sigma_b2), ("activation", a.activation),
                 ("trainable_bias", a.trainable_bias), ("parametrization", a.parametrization),
-                ("networks", self.networks)]
+                ("networks", self.networks)] + (
+            [("detectable scale error (power 0.9)",
+              f"Theta -> c Theta with c <= {self.minimum_detectable_scale.low:.4g} or "
+              f"c >= {self.minimum_detectable_scale.high:.4g}")] if self.minimum_detectable_scale else []) + (
+            [("differential check", f"{self.differential.networks} networks against {self.differential.reference}, "
+                                    f"max relative error {self.differential.max_relative_error:.3g}")]
+            if self.differential else [])
 
     def to_record(self) -> dict:
         return {

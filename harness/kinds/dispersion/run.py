@@ -32,6 +32,8 @@ CONFIDENCE = 0.95
 DEFAULT_IMPLEMENTATION = "structured"
 #: Share of a case's time the differential check may take.
 DIFFERENTIAL_SHARE = 0.25
+#: Fewest rows of the exact joint law a case draws (at least as many as its networks).
+JOINT_MIN_ROWS = 200
 
 
 def _fmt(value: float) -> str:
@@ -68,23 +70,40 @@ def run(case, options: RunOptions) -> KindOutcome:
 
     reference_start = time.perf_counter()
     # Bonferroni: the case's false-alarm rate is split equally between the families of
-    # statistical checks present (exact law; infinite-width means), then within each.
-    families = [name for name in ("exact", "infinite-width") if name in expect.reference]
+    # statistical checks present (the exact law of the diagonal; the exact joint law of the
+    # entries it does not cover; infinite-width means), then between the checks of each.
+    diagonal_law = network.activation == "relu" and network.sigma_b2 == 0
+    joint_entries = list(range(1 if diagonal_law else 0, samples.row.shape[1]))
+    families = [name for name, present in (
+        ("exact", "exact" in expect.reference and diagonal_law),
+        ("joint", "exact" in expect.reference and bool(joint_entries)),
+        ("infinite-width", "infinite-width" in expect.reference)) if present]
     alpha_family = expect.false_alarm_rate / max(len(families), 1)
-    alpha_exact = alpha_family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
+    checks_per_family = max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
+    alpha_exact = alpha_family / checks_per_family
     alpha_mean = alpha_family / max(samples.row.shape[1] - 1, 1)  # column 0 is x_0 itself: the diagonal
-    result.alpha_per_check = {"exact": alpha_exact, "infinite-width": alpha_mean}
+    result.alpha_per_check = {name: (alpha_mean if name == "infinite-width" else alpha_family / checks_per_family)
+                              for name in families}
 
     law = None
-    if "exact" in expect.reference or "asymptotic" in expect.reference:
+    if diagonal_law and ("exact" in expect.reference or "asymptotic" in expect.reference):
         law = reference.ExactLaw(architecture.widths, network.sigma_w2, trainable_bias=network.trainable_bias,
                                  input_norm_sq=inputs.norm**2, parametrization=network.parametrization)
         diagonal = result.diagonal
         diagonal.exact_mean, diagonal.exact_second_moment = law.mean(), law.second_moment()
         diagonal.exact_dispersion = law.dispersion()
-    if "exact" in expect.reference and finite_rows.shape[0] >= 2:
+    if "exact" in expect.reference and diagonal_law and finite_rows.shape[0] >= 2:
         outcome.checks += _exact_checks(law, finite_rows[:, 0], result.diagonal, expect, alpha_exact, sampling.seed,
                                         options)
+        if expect.power:
+            # the scale error Theta -> c Theta this case's diagonal checks catch with probability 0.9
+            detectable = reference.case_minimum_detectable_scale(
+                law, finite_rows.shape[0], alpha_family, tuple(expect.statistics), expect.goodness_of_fit,
+                cache_dir=options.cache_dir, reference_seed=sampling.seed)
+            result.minimum_detectable_scale = Interval(detectable.low, detectable.high)
+    if "exact" in expect.reference and joint_entries and finite_rows.shape[0] >= 2:
+        outcome.checks += _joint_checks(architecture, x, finite_rows, joint_entries, result, expect,
+                                        alpha_family / checks_per_family, sampling.seed)
     if "asymptotic" in expect.reference:
         outcome.checks.append(_asymptotic_check(result, expect, case.sections["network"].phase))
     if "infinite-width" in expect.reference:
@@ -181,6 +200,57 @@ def _exact_checks(law, diagonal_samples, diagonal: EntryResult, expect, alpha: f
         diagonal.goodness_of_fit_p = p_value
         checks.append(Check("samples follow the exact law (KS)", bool(p_value >= alpha), measured=p_value,
                             expected=f"p >= {alpha:.2g}", level=alpha))
+    return checks
+
+
+def _joint_checks(architecture, x: np.ndarray, finite_rows: np.ndarray, entries: list[int], result: DispersionResult,
+                  expect, alpha: float, seed: int) -> list[Check]:
+    """Every entry the diagonal law does not cover (the off-diagonal ones; all of them for
+    non-ReLU networks or sigma_b2 > 0) against the exact joint law of the row
+    (:class:`reference.JointLaw`, Gaussian conditioning): one exact sample of as many rows as
+    networks, drawn from a seed derived from the case's; per statistic a joint two-sample
+    permutation test over the entries (:func:`reference.two_sample.permutation_test`), and a
+    two-sample KS test per entry (Bonferroni over the entries)."""
+    from reference.two_sample import ks_entries, permutation_tests
+
+    law = reference.JointLaw(architecture.widths, architecture.sigma_w2, x @ x.T, sigma_b2=architecture.sigma_b2,
+                             activation=architecture.activation, trainable_bias=architecture.trainable_bias,
+                             parametrization=architecture.parametrization)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x501E7]))
+    exact_rows = law.sample(max(finite_rows.shape[0], JOINT_MIN_ROWS), rng)[:, 0, :]
+    measured, exact = finite_rows[:, entries], exact_rows[:, entries]
+    summaries = [reference.summarize_moments(exact[:, i]) for i in range(len(entries))]
+    for i, j in enumerate(entries):
+        entry = result.entries[j]
+        entry.exact_mean, entry.exact_second_moment = summaries[i].mean, summaries[i].second_moment
+        entry.exact_dispersion = summaries[i].dispersion
+        entry.exact_errors = {"mean": summaries[i].mean_error, "second_moment": summaries[i].second_moment_error,
+                              "dispersion": summaries[i].dispersion_error, "draws": float(summaries[i].draws)}
+    where = "every entry" if entries[0] == 0 else "the off-diagonal entries"
+    permutations = int(np.ceil(2.0 / alpha))
+    checks = []
+    tests = permutation_tests(measured, exact, tuple(expect.statistics), permutations=permutations, seed=seed)
+    for name in expect.statistics:
+        found = tests[name]
+        worst = int(np.argmax(np.abs(found["difference"]) / np.where(found["standard_deviation"] > 0,
+                                                                      found["standard_deviation"], np.inf)))
+        checks.append(Check(
+            f"{name} of {where} match the exact joint law (permutation)", bool(found["p_value"] >= alpha),
+            measured=found["p_value"], expected=f"p >= {alpha:.2g} ({permutations} permutations, "
+                                                f"{exact.shape[0]} exact rows)", level=alpha,
+            detail=(f"largest standardized difference {found['statistic']:.3g} at cos "
+                    f"{result.entries[entries[worst]].cosine:.2f}: measured {found['measured'][worst]:.6g}, "
+                    f"exact law {found['exact'][worst]:.6g}")))
+    if expect.goodness_of_fit:
+        p_values = ks_entries(measured, exact)
+        for i, j in enumerate(entries):
+            result.entries[j].goodness_of_fit_p = float(p_values[i])
+        worst = int(np.argmin(p_values))
+        level = alpha / len(entries)
+        checks.append(Check(
+            f"{where} follow the exact joint law (KS per entry)", bool(p_values.min() >= level),
+            measured=float(p_values.min()), expected=f"every p >= {level:.2g}", level=alpha,
+            detail=f"smallest p at cos {result.entries[entries[worst]].cosine:.2f}"))
     return checks
 
 
