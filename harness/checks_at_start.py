@@ -130,6 +130,18 @@ def _refuse_if_too_big(key, parameters, inputs, outputs, dtype, input_dim, width
         f"of {format_bytes(MAX_CASE_NTK_BYTES)} for one network; {advice}"))
 
 
+def check_device_key(key: str, name: str) -> None:
+    """Refuse (``FieldError(key, ...)``) a case's device name torch would not read, at collection
+    (the same rule as ``--ntk-device``: :func:`harness.options.check_device_name`)."""
+    from harness.cases.schema import FieldError
+    from harness.options import OptionError, check_device_name
+
+    try:
+        check_device_name(name)
+    except OptionError as exc:
+        raise FieldError(key, str(exc).split(": ", 1)[1]) from None
+
+
 def check_writable_dir(directory: Path, option: str) -> None:
     """Create ``directory`` if needed and write and remove a probe file in it."""
     try:

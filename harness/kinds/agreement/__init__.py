@@ -147,6 +147,9 @@ class AgreementKind(Kind):
             raise FieldError("network", "give exactly one of [case.network] (the harness's MLP) and [case.model] "
                                         "(a model factory)")
         section: AgreementSection = case.sections["agreement"]
+        from harness.checks_at_start import check_device_key
+
+        check_device_key("agreement.device", section.device)
         if network is not None:
             from harness.checks_at_start import check_network_size
 

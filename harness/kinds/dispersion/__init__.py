@@ -95,7 +95,7 @@ class DispersionKind(Kind):
     run_module = "harness.kinds.dispersion.run"
 
     def validate(self, case) -> None:
-        from harness.checks_at_start import check_network_size
+        from harness.checks_at_start import check_device_key, check_network_size
 
         network: NetworkSection = case.sections["network"]
         expect: DispersionExpectation = case.sections["expect"]
@@ -104,9 +104,15 @@ class DispersionKind(Kind):
         # before anything builds the layers: refuse what no machine could compute
         check_network_size(network, inputs.number_of_inputs(), sampling.dtype,
                            inputs_key="inputs.count" if inputs.kind == "random" else "inputs.inner_products")
+        check_device_key("sampling.device", sampling.device)
         if network.output_dim != 1:
             raise FieldError("network.output_dim",
                              f"dispersion cases study scalar outputs; expected 1, got {network.output_dim}")
+        smallest_rate = 1e-6   # the calibration draws ~14 / alpha replicate data sets per check (reference.acceptance)
+        if expect.false_alarm_rate < smallest_rate:
+            raise FieldError("expect.false_alarm_rate", (
+                f"expected a value >= {smallest_rate:g} (the calibrated intervals draw about 14 / alpha "
+                f"replicate data sets per check), got {expect.false_alarm_rate!r}"))
         exact_ok = network.activation == "relu" and network.sigma_b2 == 0
         if "asymptotic" in expect.reference and not exact_ok:
             raise FieldError("expect.reference",

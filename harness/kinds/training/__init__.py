@@ -293,7 +293,7 @@ class TrainingKind(Kind):
     run_module = "harness.kinds.training.run"
 
     def validate(self, case) -> None:
-        from harness.checks_at_start import check_network_size
+        from harness.checks_at_start import MAX_CASE_DEPTH, check_device_key, check_network_size
 
         network: NetworkSection = case.sections["network"]
         training: TrainingSection = case.sections["training"]
@@ -305,10 +305,15 @@ class TrainingKind(Kind):
         size = dict(inputs=training.probe_per_class * training.num_classes(), dtype=training.dtype,
                     inputs_key="training.probe_per_class")
         check_network_size(network, **size)
+        check_device_key("training.device", training.device)
         for depth in trend.depths:
             check_network_size(network, depth=depth, key="depth_trend.depths", **size)
         for width in scaling.width_values:   # at depth 1 first: then depth_at(width) is a float product
             check_network_size(network, width=width, depth=1, key="scaling.width_values", **size)
+            if scaling.depth is None and not scaling.depth_to_width * width <= MAX_CASE_DEPTH:
+                raise FieldError("scaling.depth_to_width", (
+                    f"expected depth_to_width x width <= {MAX_CASE_DEPTH} hidden layers, got "
+                    f"{scaling.depth_to_width!r} x {width}"))
             check_network_size(network, width=width, depth=scaling.depth_at(width), key="scaling.width_values", **size)
         if network.input_dim is None:
             raise FieldError("network.input_dim", f"expected {training.input_dim()} (the input dimension of dataset "
