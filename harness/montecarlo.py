@@ -57,15 +57,24 @@ class NTKSamples:
         return int((~np.isfinite(self.row)).any(axis=1).sum())
 
 
-def bytes_per_network(architecture: Architecture, num_inputs: int, dtype: torch.dtype, draw_dtype: torch.dtype) -> int:
+def bytes_per_network(architecture: Architecture, num_inputs: int, dtype: torch.dtype, draw_dtype: torch.dtype,
+                      implementation: NTKImplementation | None = None) -> int:
+    """Memory of one network of a chunk: its parameters (draws and cast) plus what the
+    implementation holds; an implementation may state the latter with a
+    ``memory_per_network(architecture, num_inputs, itemsize) -> bytes`` attribute, else the
+    per-sample Jacobians of the reference are assumed (``2 N P`` items, a conservative bound)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     draw_itemsize = torch.empty((), dtype=draw_dtype).element_size()
     p = architecture.parameter_count()
+    stated = getattr(implementation.function, "memory_per_network", None) if implementation is not None else None
+    if stated is not None:
+        return p * (itemsize + draw_itemsize) + int(stated(architecture, num_inputs, itemsize))
     return p * (itemsize * (2 + 2 * num_inputs) + draw_itemsize)
 
 
-def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples) -> int:
-    per_network = bytes_per_network(architecture, num_inputs, dtype, draw_dtype)
+def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples,
+                   implementation: NTKImplementation | None = None) -> int:
+    per_network = bytes_per_network(architecture, num_inputs, dtype, draw_dtype, implementation)
     if per_network > memory_budget_bytes:
         raise MemoryBudgetError(
             f"one network needs about {per_network / 2**20:.1f} MiB for its NTK "
@@ -117,7 +126,7 @@ def sample_ntk(
     f = MLP(architecture)
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     num_inputs = x.shape[0]
-    chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples)
+    chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples, implementation)
     expected = (num_inputs, num_inputs)
     rows = []
 
@@ -183,7 +192,7 @@ def differential_check(
     dtype: torch.dtype,
     draw_dtype: torch.dtype,
     device: torch.device | str,
-    budget_seconds: float,
+    networks: int,
     subset_seed: int = 0xD1FF,
 ) -> Differential:
     """Recompute a seeded subset of the Monte Carlo's own networks with ``reference``, entry by entry.
@@ -192,8 +201,9 @@ def differential_check(
     only on (seed, i)); for each, the implementation's whole kernel K(X, X) [N, N] (one call,
     not vmapped) and the row the Monte Carlo recorded for it (``rows[i]``, from the batched,
     possibly vmapped call) are compared with the reference's K(X, X) computed in float64 on
-    the same parameters upcast: relative error ``max|K - K_ref| / max|K_ref|``. Networks are
-    taken in a seeded random order until ``budget_seconds`` is spent (at least one).
+    the same parameters upcast: relative error ``max|K - K_ref| / max|K_ref|``. The
+    ``networks`` recomputed are a seeded random subset (the same for the same seed, so the
+    record is reproducible).
     """
     from harness.networks import MLP
 
@@ -201,6 +211,7 @@ def differential_check(
     start = time.perf_counter()
     f = MLP(architecture)
     order = np.random.default_rng(np.random.SeedSequence([int(seed), subset_seed])).permutation(rows.shape[0])
+    order = order[:max(1, min(int(networks), rows.shape[0]))]
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     x64 = torch.as_tensor(inputs, dtype=torch.float64, device=device)
     worst_error, worst, checked = 0.0, "", 0
@@ -232,7 +243,5 @@ def differential_check(
             if not error <= worst_error:
                 worst_error, worst = error, where
         checked += 1
-        if time.perf_counter() - start >= budget_seconds:
-            break
     return Differential(networks=checked, max_relative_error=worst_error, worst=worst,
                         seconds=time.perf_counter() - start)

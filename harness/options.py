@@ -78,6 +78,9 @@ RUN_OPTIONS = (
            default=DEFAULT_MEMORY_BUDGET_MIB, metavar="MIB"),
     Option("timeout", f"time limit of one case in seconds; 0: none (default {DEFAULT_TIMEOUT_SECONDS:g})",
            default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS"),
+    Option("resume", "reuse the record of every case an earlier run finished with the same case, options, "
+                     "package versions and harness source (stored under the cache directory's records/), so an "
+                     "interrupted sweep continues where it stopped", action="store_true", default=False),
 )
 
 
@@ -104,6 +107,7 @@ class RunOptions:
     cache_dir: Path | None = None
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_MIB * 2**20
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    resume: bool = False
     progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
 
 
@@ -157,7 +161,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     return RunOptions(
         device=device, dtype=dtype, implementation=get("ntk_impl"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
-        memory_budget_bytes=int(budget * 2**20), timeout_seconds=float(timeout),
+        memory_budget_bytes=int(budget * 2**20), timeout_seconds=float(timeout), resume=bool(get("ntk_resume")),
     )
 
 

@@ -12,12 +12,15 @@ way it runs. The runner:
   into a record with outcome ``error`` and a one-line message, and lets anything else (a
   bug of the harness) propagate with its traceback;
 - records the case's id, node id, kind, phase, markers, outcome, checks, typed result,
-  implementation, device, dtype, seed and timing.
+  implementation, device, dtype, seed and timing;
+- with ``--ntk-resume``, reuses the stored record of a case an earlier run finished (same
+  case, options, versions and harness source), so an interrupted sweep continues.
 """
 from __future__ import annotations
 
 import contextlib
 import signal
+from pathlib import Path
 import threading
 import time
 
@@ -76,10 +79,92 @@ def nodeid_of(case: Case, root=None) -> str:
     return f"{source.as_posix()}::{case.id}"
 
 
+def _source_digest() -> str:
+    """A digest of the harness's and the reference's own source files (the code a record depends on)."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for package in ("harness", "reference"):
+        root = Path(__file__).resolve().parent.parent / package
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_DIGEST: list[str] = []
+
+
+def resume_key(case: Case, options: RunOptions) -> str:
+    """What a case's record depends on: the kind, the validated sections, the implementation,
+    the device and dtype options, the versions of torch and numpy, and the harness source."""
+    import dataclasses
+    import hashlib
+    import json
+    from importlib import metadata
+
+    if not _DIGEST:
+        _DIGEST.append(_source_digest())
+    sections = {name: (dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+                for name, value in case.sections.items()}
+    payload = {"kind": case.kind, "id": case.id, "sections": sections, "implementation": case.implementation,
+               "expected_failure": case.expected_failure,
+               "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation,
+                           "memory_budget_bytes": options.memory_budget_bytes},
+               "versions": {name: metadata.version(name) for name in ("torch", "numpy", "scipy")},
+               "source": _DIGEST[0]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+
+def _resumed(case: Case, options: RunOptions):
+    """(path of the case's stored record, the record if an earlier run stored one)."""
+    import json
+
+    from harness.records import RecordError
+
+    if not options.resume or options.cache_dir is None:
+        return None, None
+    path = Path(options.cache_dir) / "records" / f"{resume_key(case, options)}.json"
+    try:
+        return path, CaseRecord.from_record(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecordError):
+        return path, None
+
+
+def _store(path, record: CaseRecord) -> None:
+    import json
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record.to_record(), handle)
+    os.replace(temporary, path)
+
+
 def run_case(case: Case, options: RunOptions, *, nodeid: str | None = None) -> CaseRecord:
-    """Run one case; see the module docstring. ``nodeid`` defaults to ``source::id``."""
+    """Run one case; see the module docstring. ``nodeid`` defaults to ``source::id``.
+
+    With ``options.resume``, a record an earlier run stored for the same case, options,
+    versions and harness source is returned instead of recomputing it, and every finished
+    record (not an error) is stored (``<cache dir>/records/<key>.json``, written atomically).
+    """
+    stored_at, stored = _resumed(case, options)
+    if stored is not None:
+        stored.nodeid = nodeid or nodeid_of(case)
+        return stored
+    record = _run(case, options, nodeid)
+    if stored_at is not None and record.outcome != "error":
+        _store(stored_at, record)
+    return record
+
+
+def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     kind = KINDS[case.kind]
-    record = CaseRecord(case=case.id, kind=case.kind, nodeid=nodeid or nodeid_of(case), source=str(case.source),
+    nodeid = nodeid or nodeid_of(case)
+    record = CaseRecord(case=case.id, kind=case.kind, nodeid=nodeid, source=nodeid.rsplit("::", 1)[0],
                         phase=kind.phase(case), markers=sorted(set(case.markers) | set(kind.markers)))
     what = kind.implementation(case, options) or "the case"
     start = time.perf_counter()

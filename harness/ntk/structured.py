@@ -159,4 +159,15 @@ def structured_trace_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: to
 
 structured_trace_ntk.vmappable = True
 structured_ntk.supports = lambda f: isinstance(f, MLP)
+
+
+def _memory_per_network(architecture, num_inputs: int, itemsize: int) -> int:
+    """What one call holds besides the parameters: the layer inputs and deltas of every input
+    and output, and the products of the contraction (a generous factor 4)."""
+    sizes = architecture.layer_sizes
+    return 4 * itemsize * num_inputs * (architecture.output_dim + 1) * sum(sizes) + 4 * itemsize * num_inputs ** 2 \
+        * architecture.output_dim ** 2 * len(sizes)
+
+
+structured_ntk.memory_per_network = _memory_per_network
 structured_ntk.supports_reason = "structured supports the harness's fully connected networks (harness.networks.MLP) only"
