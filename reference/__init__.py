@@ -24,7 +24,7 @@ from .asymptotic import asymptotic_dispersion
 from .acceptance import (CALIBRATION_VERSION, DEFAULT_DELTA, SCALE_FREE_STATISTICS, STATISTICS, acceptance_intervals,
                          calibration_layer_draws, check_law, estimate, goodness_of_fit,
                          goodness_of_fit_critical_distance, map_replicates, reference_error_bound, reference_sample,
-                         replicate_count)
+                         replicate_count, replicate_estimates)
 from .power import (DetectableScale, PowerEstimate, ScaleAcceptance, case_minimum_detectable_scale,
                     minimum_detectable_scale, power_at_scale, scale_acceptance)
 from .two_sample import ks_entries, permutation_test, permutation_tests
@@ -36,6 +36,6 @@ __all__ = [
     "JointLaw", "EntryLaw", "MomentSummary", "moment_summary", "summarize_moments",
     "CALIBRATION_VERSION", "DEFAULT_DELTA", "SCALE_FREE_STATISTICS", "calibration_layer_draws", "check_law",
     "goodness_of_fit_critical_distance", "map_replicates", "reference_error_bound", "reference_sample",
-    "replicate_count", "DetectableScale", "PowerEstimate", "ScaleAcceptance", "case_minimum_detectable_scale",
+    "replicate_count", "replicate_estimates", "DetectableScale", "PowerEstimate", "ScaleAcceptance", "case_minimum_detectable_scale",
     "minimum_detectable_scale", "power_at_scale", "scale_acceptance", "ks_entries", "permutation_test", "permutation_tests",
 ]

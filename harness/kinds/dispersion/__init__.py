@@ -59,6 +59,9 @@ class DispersionExpectation:
     statistics: list[str] = field(
         default_factory=lambda: list(STATISTICS),
         metadata=doc("statistics checked against the exact law", choices=STATISTICS))
+    joint_statistics: list[str] | None = field(
+        default=None, metadata=doc("statistics of the other entries compared with the exact joint law by permutation "
+                                   "tests (default: the same as statistics)", choices=STATISTICS))
     goodness_of_fit: bool = field(default=True, metadata=doc("KS test of the samples against the exact law"))
     false_alarm_rate: float = field(
         default=1e-3, metadata=doc("probability that a correct NTK fails the case", min_exclusive=0, max_exclusive=1))
@@ -67,6 +70,11 @@ class DispersionExpectation:
     tolerance: PhaseTolerance | None = field(default=None, metadata=doc("for the asymptotic dispersion"))
     mean_tolerance: PhaseTolerance | None = field(default=None, metadata=doc("for infinite-width means"))
 
+    @property
+    def other_statistics(self) -> list[str]:
+        """The statistics compared with the exact joint law (``joint_statistics``, else ``statistics``)."""
+        return list(self.statistics if self.joint_statistics is None else self.joint_statistics)
+
     def validate(self) -> None:
         if "asymptotic" in self.reference and self.tolerance is None:
             raise FieldError("expect.tolerance",
@@ -74,11 +82,11 @@ class DispersionExpectation:
         if "infinite-width" in self.reference and self.mean_tolerance is None:
             raise FieldError("expect.mean_tolerance", "the infinite-width reference needs "
                                                       "[case.expect.mean_tolerance] with ordered, eoc, chaotic")
-        for key in ("reference", "statistics"):
-            values = getattr(self, key)
+        for key in ("reference", "statistics", "joint_statistics"):
+            values = getattr(self, key) or []
             if len(set(values)) != len(values):
                 raise FieldError(f"expect.{key}", f"expected each entry once, got {values}")
-        if "exact" in self.reference and not (self.statistics or self.goodness_of_fit):
+        if "exact" in self.reference and not (self.statistics or self.goodness_of_fit or self.joint_statistics):
             raise FieldError("expect.statistics",
                              "the exact reference needs at least one statistic or goodness_of_fit = true")
 
