@@ -89,13 +89,14 @@ def test_bad_values_fail_with_file_case_and_key(tmp_path, old, new, key, expecte
     assert expected in message
 
 
-def test_exact_reference_refuses_configurations_outside_its_assumptions(tmp_path):
-    path = write(tmp_path, GOOD.replace("width = 8", 'width = 8\nactivation = "tanh"'))
-    with pytest.raises(CaseError, match=r"no reference applies \(all three need ReLU\)"):
-        load_case_file(path)
-    path = write(tmp_path, GOOD.replace("width = 8", "width = 8\nsigma_b2 = 0.1"))
-    with pytest.raises(CaseError, match="sigma_b2 0.1\\); only the infinite-width reference applies"):
-        load_case_file(path)
+def test_the_exact_reference_covers_every_activation_but_the_asymptotic_one_only_relu(tmp_path):
+    # the exact joint law (Gaussian conditioning) applies to tanh and to sigma_b2 > 0
+    tanh = load_case_file(write(tmp_path, GOOD.replace("width = 8", 'width = 8\nactivation = "tanh"')))
+    assert len(tanh) == 6 and tanh[0].id.startswith("demo[tanh-")
+    text = GOOD.replace("width = 8", "width = 8\nsigma_b2 = 0.1") + (
+        '\n[case.expect]\nreference = ["asymptotic"]\n[case.expect.tolerance]\nordered = 0.1\neoc = 0.1\nchaotic = 0.1\n')
+    with pytest.raises(CaseError, match="asymptotic reference holds for ReLU networks with sigma_b2 = 0"):
+        load_case_file(write(tmp_path, text))
 
 
 def test_a_case_entry_that_is_not_a_table_is_reported(tmp_path):
