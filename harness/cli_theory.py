@@ -20,22 +20,8 @@ standard parametrization) it prints the phase, lambda = L/N and the moments of t
   the off-diagonal entry Theta(x, y) with <x, y> = c, |x| = |y| = 1, from ``--draws`` exact
   draws of the joint law, with standard errors (and, for ReLU, the infinite-width mean).
 
-Supported ranges (anything else exits with status 2 and ONE line
-``ntk-harness theory: error: --<flag>: expected ..., got ...``):
-
-==================  ===========================================================
---width, --input-dim  integers in [1, 10^6]
---depth             integers in [1, 10^5] (the exact law costs ~15 us per layer)
---sigma-w2          [1e-6, 1e6]; --sigma-b2: 0 or [1e-6, 1e6] (0 with --no-bias)
---inner-products    at most 20 cosines in [-1, 1]; |c| < 1 needs --input-dim >= 2
---draws             integers in [2, 10^7], and at most MC_MAX_SECONDS (60 s) of
-                    estimated sampling for all entries together; width x depth at most
-                    250,000 when a Monte Carlo is needed (16 draws of every neuron are
-                    held at once); default 50,000, lowered to fit those 60 s
---samples           integers in [2, 10^6], and at most about CALIBRATION_MAX_SECONDS
-                    (120 s) of estimated calibration; --alpha in [1e-6, 1)
---seed              integers in [0, 2^63)
-==================  ===========================================================
+Supported ranges: :data:`RANGES_HELP` (printed by ``--help`` too). Anything else exits with
+status 2 and ONE line ``ntk-harness theory: error: --<flag>: expected ..., got ...``.
 
 Monte Carlo draws: the entry with cosine c uses the generator seeded with ``(seed, bits of
 c)``, so its numbers do not depend on which other entries are asked for. Errors are standard
@@ -49,6 +35,7 @@ Imports ``reference`` (and numpy) only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -82,6 +69,24 @@ MC_MAX_NEURONS = 250_000
 CALIBRATION_MAX_SECONDS = 120.0
 
 
+#: The supported ranges, as ``--help`` prints them (the checks: :func:`_checked` and the cost
+#: estimates below).
+RANGES_HELP = """\
+    --width, --input-dim   integers in [1, 10^6]
+    --depth                integers in [1, 10^5] (the exact law costs ~15 us per layer)
+    --sigma-w2             a number in [1e-6, 1e6]
+    --sigma-b2             0 or a number in [1e-6, 1e6] (0 with --no-bias)
+    --inner-products       at most 20 cosines in [-1, 1]; |c| < 1 needs --input-dim >= 2
+    --draws                an integer in [2, 10^7] (default 50,000), and at most ~60 s of
+                           estimated sampling for all entries together (the default is
+                           lowered to fit); a Monte Carlo needs width x depth <= 250,000
+                           (the sampler holds 16 draws of every neuron at once)
+    --samples              an integer in [2, 10^6], and at most ~120 s of estimated
+                           calibration (about 14 / alpha data sets of S draws)
+    --alpha                a number in [1e-6, 1)
+    --seed                 an integer in [0, 2^63)"""
+
+
 class BadArgument(ValueError):
     """A value outside its supported range: the message names the flag, the range and the value."""
 
@@ -95,7 +100,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "theory", help="reference predictions (phase, exact moments, asymptotic dispersion, acceptance intervals)",
         description="Reference theory for the NTK Theta(x, y) of a fully connected net at initialization "
-                    "(unit-norm inputs). Ranges and outputs: the module docstring of harness/cli_theory.py.")
+                    "(unit-norm inputs, standard parametrization).",
+        epilog="supported ranges (anything else: exit status 2 and one line naming the flag):\n" + RANGES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, required=True, help="hidden width n (every hidden layer), 1 .. 10^6")
     parser.add_argument("--depth", type=int, required=True, help="number of hidden layers L, 1 .. 10^5")
     parser.add_argument("--sigma-w2", type=float, required=True,

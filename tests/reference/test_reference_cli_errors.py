@@ -338,3 +338,15 @@ def test_cache_dir_is_used(tmp_path, capsys):
                           capsys)
     assert status == 0 and json.loads(out)["acceptance"]
     assert list(tmp_path.glob("acceptance-*.json"))
+
+
+def test_help_states_the_ranges_the_checks_use():
+    parser = argparse.ArgumentParser(prog="ntk-harness")
+    cli_theory.add_parser(parser.add_subparsers(dest="command"))
+    text = parser._subparsers._group_actions[0].choices["theory"].format_help()
+    assert "supported ranges" in text and cli_theory.RANGES_HELP.splitlines()[0] in text
+    assert cli_theory.WIDTH_RANGE == (1, 10**6) and cli_theory.DEPTH_RANGE == (1, 10**5)
+    assert cli_theory.SIGMA_RANGE == (1e-6, 1e6) and cli_theory.DRAWS_RANGE == (2, 10**7)
+    for fragment in ("[1, 10^6]", "[1, 10^5]", "[1e-6, 1e6]", "[2, 10^7]", "[2, 10^6]", "[1e-6, 1)", "2^63",
+                     "at most 20", "250,000"):
+        assert fragment in cli_theory.RANGES_HELP
