@@ -150,9 +150,13 @@ def _convert_scalar(value, base, key: str):
             return value
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise FieldError(key, f"expected a finite number, got an integer of {len(str(value))} digits") from None
+            if not math.isfinite(number):
                 raise FieldError(key, f"expected a finite number, got {value!r}")
-            return float(value)
+            return number
     elif base is str:
         if isinstance(value, str):
             return value
@@ -289,7 +293,7 @@ def is_case_file(path: Path) -> bool:
         return False
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, ValueError):
         return bool(_CASE_TABLE.search(text) and _KIND_KEY.search(text))
     tables = data.get("case")
     return isinstance(tables, list) and any(isinstance(t, dict) and "kind" in t for t in tables)
@@ -409,6 +413,8 @@ def load_case_file(path: str | Path, kinds: Mapping[str, Any]) -> list[Case]:
         raise CaseError(path, f"not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseError(path, f"cannot read the file: {exc}") from None
+    except ValueError as exc:   # e.g. an integer of more digits than Python converts
+        raise CaseError(path, f"not valid TOML: {str(exc).splitlines()[0]}") from None
     unknown = sorted(set(data) - {"case"})
     if unknown:
         raise CaseError(path, "unknown top-level key; a case file holds only [[case]] tables", key=unknown[0])

@@ -292,14 +292,13 @@ def test_theory_at_width_1_depth_100000_prints_moments_from_their_logs():
     assert not {"nan", "inf", "-inf"} & set(values.values())
 
 
-# ----------------------------------------------------------------------------- known, not yet fixed
-@pytest.mark.xfail(strict=True, raises=(ValueError, OverflowError), reason=(
-    "harness/cases/schema.py: tomllib raises a plain ValueError for an integer of more than 4300 digits, and "
-    "_convert_scalar's math.isfinite raises OverflowError for an integer beyond the float range given for a "
-    "float key; load_case_file lets both escape instead of a CaseError"))
+# ----------------------------------------------------------------------------- integers beyond floats
 @pytest.mark.parametrize("value", ["9" * 5000, "1" + "0" * 400], ids=["5000-digit-integer", "int-1e400-as-float"])
 def test_integers_beyond_the_float_range_are_a_case_error(tmp_path, value):
+    """tomllib refuses an integer of more than 4300 digits with a plain ValueError, and an
+    integer beyond the float range cannot become a float: both are one-line case errors."""
     path = tmp_path / "huge.toml"
     path.write_text(DISPERSION.format(name="huge", width=4, depth=2, sigma_w2=value))
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError) as info:
         load_cases(path)
+    assert "huge.toml" in str(info.value) and "\n" not in str(info.value)
