@@ -68,9 +68,6 @@ CALL_SHAPES = ("cross", "self", "equal", "single", "square", "containing", "dupl
 #: Inputs of a user's model: Gaussian, or scikit-learn's bundled digits (no download).
 MODEL_INPUTS = ("gaussian", "digits")
 
-#: Largest NTK computation collection accepts for one network: bytes of the per-sample
-#: Jacobians of the reference, ~ P * 8 * (N1 + N2) * O.
-COLLECTION_MEMORY_CEILING = 64 * 2**30
 
 
 @dataclass

@@ -187,7 +187,8 @@ def _entries(finite_rows: np.ndarray, cosines: np.ndarray, seed: int) -> list[En
     entries = []
     for j in range(finite_rows.shape[1]):
         statistics = summarize(finite_rows[:, j], confidence=CONFIDENCE, seed=seed + j)
-        entries.append(EntryResult(cosine=float(cosines[j]), statistics=statistics))
+        # cosines like 0.0 come out of the construction as +-1e-17: round away the noise (and -0)
+        entries.append(EntryResult(cosine=round(float(cosines[j]), 12) + 0.0, statistics=statistics))
     return entries
 
 
