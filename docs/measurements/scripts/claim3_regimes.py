@@ -9,7 +9,11 @@ numbers are exactly those a case file with the same keys gives), with a seed of 
 - per phase: the relative change of the probe NTK (output trace) at the last checkpoint, per
   network and as a geometric mean with its 95% interval; the NTK's scale |Theta_0|_F and
   |Theta_T|_F; the absolute change |Theta_T - Theta_0|_F; the alignment (shape); the training
-  loss and test accuracy;
+  loss (at 0 and T) and test accuracy; where the trained weights sit in the phase diagram
+  (sw2_T: effective sigma_w^2 of the hidden-to-hidden layers, sb2_T: mean squared hidden
+  bias; :func:`harness.training.experiment.effective_variances`) and how much of the inputs'
+  differences reaches the last hidden layer at 0 and T (sig0, sigT;
+  :func:`harness.training.experiment.signal_propagation`);
 - the claim-3 tests (one-sided Welch on logs, level 0.05) at the last checkpoint and, with
   ``--every-checkpoint``, at every checkpoint (the training-length ablation read off one run).
 
@@ -44,12 +48,14 @@ def _checkpoints(steps: int) -> list[int]:
 
 
 def regime(width=64, depth=8, parametrization="standard", optimizer="adam", learning_rate=1e-4, steps=2000,
-           batch_size=100000, normalization="pixels", networks=4, probe_per_class=3, label=""):
+           batch_size=100000, normalization="pixels", networks=4, probe_per_class=3, label="",
+           quantity="relative_change", checkpoints=None):
     network = dict(depth=depth, width=width, input_dim=64, output_dim=10, parametrization=parametrization)
     training = dict(optimizer=optimizer, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                     normalization=normalization, networks=networks, probe_per_class=probe_per_class,
-                    checkpoints=_checkpoints(steps))
-    return dict(network=network, training=training, phases=dict(sigma_w2=[1.0, 2.0, 2.2], regime=label))
+                    checkpoints=checkpoints or _checkpoints(steps))
+    return dict(network=network, training=training,
+                phases=dict(sigma_w2=[1.0, 2.0, 2.2], regime=label, quantity=quantity))
 
 
 #: The ablation set. Base: the paper's training (standard parametrization, full-batch Adam at
@@ -67,6 +73,29 @@ REGIMES = {
                                 label="NTK parametrization, full-batch SGD 5, unit norm"),
     "adam-pixels-w32": regime(width=32, depth=4, label="Adam 1e-4, pixels, width 32 (lambda 0.125)"),
     "adam-pixels-w128": regime(width=128, depth=16, steps=1000, label="Adam 1e-4, pixels, width 128 (lambda 0.125)"),
+    "adam-pixels-L16": regime(width=64, depth=16, steps=1000, label="Adam 1e-4, pixels, depth 16 at width 64"),
+    # the default suite's cases (cases/training/claim3.toml): width 32, depth 8, 3 networks per phase
+    "small-adam-pixels-T300": regime(width=32, networks=3, steps=300, label="paper's training, 300 steps"),
+    "small-adam-pixels-T20": regime(width=32, networks=3, steps=20, label="paper's training, first 20 steps"),
+    "small-sgd-pixels-T300": regime(width=32, networks=3, steps=300, optimizer="sgd", learning_rate=0.01,
+                                    label="full-batch SGD 0.01, pixels, 300 steps"),
+    "small-sgd-unit-norm-T1000": regime(width=32, networks=3, steps=1000, optimizer="sgd", learning_rate=0.2,
+                                        normalization="unit_norm", label="full-batch SGD 0.2, unit norm, 1000 steps"),
+    "small-ntk-sgd-unit-norm-T300": regime(width=32, networks=3, steps=300, parametrization="ntk", optimizer="sgd",
+                                           learning_rate=5.0, normalization="unit_norm",
+                                           label="NTK parametrization, full-batch SGD 5, unit norm, 300 steps"),
+    "small-adam-pixels-T20-4": regime(width=32, networks=4, steps=20, label="paper's training, first 20 steps"),
+    "small-adam-unit-norm-T300": regime(width=32, networks=3, steps=300, normalization="unit_norm",
+                                        label="Adam 1e-4, unit norm, 300 steps"),
+    "small-ntk-sgd-pixels-T300": regime(width=32, networks=3, steps=300, parametrization="ntk", optimizer="sgd",
+                                        learning_rate=0.5, label="NTK parametrization, full-batch SGD 0.5, pixels"),
+    "small-ntk-adam-pixels-T300": regime(width=32, networks=3, steps=300, parametrization="ntk",
+                                         label="NTK parametrization, Adam 1e-4, pixels"),
+    # the regime of constancy.toml (SGD 0.5, batch 128, unit norm, width 64, depth 8, 300 steps, 4 networks)
+    **{f"constancy-{q}": regime(optimizer="sgd", learning_rate=0.5, batch_size=128, normalization="unit_norm",
+                                steps=300, checkpoints=[0, 100, 300], quantity=q,
+                                label=f"constancy.toml's SGD, {q.replace('_', ' ')}")
+       for q in ("relative_change", "misalignment", "block_ratio_growth")},
 }
 
 
@@ -111,7 +140,7 @@ def report(record, every_checkpoint: bool) -> None:
         return
     experiments = r.phase_experiments()
     print(f"{'phase':>8} {'s_w2':>5} {'rel.change (geo mean [95%])':>30} {'|Th0|':>9} {'|ThT|':>9} "
-          f"{'|dTh|':>9} {'align':>6} {'loss0':>7} {'lossT':>7} {'acc':>5}  per network")
+          f"{'|dTh|':>9} {'align':>6} {'loss0':>7} {'lossT':>7} {'acc':>5} {'sw2_T':>6} {'sb2_T':>7} {'sig0':>8} {'sigT':>8}  per network")
     for v, e in zip(r.phases.values, experiments):
         norm0 = geometric(e.series["ntk_norm"][0])
         normT = geometric(e.series["ntk_norm"][-1])
@@ -120,9 +149,13 @@ def report(record, every_checkpoint: bool) -> None:
         loss0 = sum(e.series["train_loss"][0]) / r.networks
         lossT = sum(e.final("train_loss")) / r.networks
         acc = sum(e.final("test_accuracy")) / r.networks
+        gain = geometric(e.final("sigma_w2_effective")) if "sigma_w2_effective" in e.series else float("nan")
+        bias = (sum(e.final("sigma_b2_effective")) / r.networks) if "sigma_b2_effective" in e.series else float("nan")
+        sig0, sigT = ((geometric(e.series["signal_propagation"][0]), geometric(e.final("signal_propagation")))
+                      if "signal_propagation" in e.series else (float("nan"), float("nan")))
         print(f"{v.phase:>8} {v.sigma_w2:5g} {str(v.value.value)[:6]:>8} [{v.value.interval.low:.3g}, "
               f"{v.value.interval.high:.3g}]{'':>6} {norm0:9.3g} {normT:9.3g} {change:9.3g} {align:6.3f} "
-              f"{loss0:7.4f} {lossT:7.4f} {acc:5.3f}  {[round(x, 3) for x in v.per_network]}")
+              f"{loss0:7.4f} {lossT:7.4f} {acc:5.3f} {gain:6.3f} {bias:7.2g} {sig0:8.2g} {sigT:8.2g}  {[round(x, 3) for x in v.per_network]}")
     for t in r.phases.tests:
         print(f"  ordered/{t['other_phase']}: ratio {t['ratio']:.3g}, one-sided 95% bounds [{t['lower']:.3g}, "
               f"{t['upper']:.3g}], p = {t['p_value']:.3g}, {t['degrees_of_freedom']:.1f} dof -> {t['verdict']}")
