@@ -144,3 +144,12 @@ def test_ids_are_unique_within_a_file(tmp_path):
     cases = load_case_file(write(tmp_path, text))
     assert len({c.id for c in cases}) == len(cases) == 12
     assert cases[6].id == "demo[ordered-w8-L2-s1-2]"
+
+
+def test_the_key_reference_in_docs_is_current():
+    """docs/case-keys.md is rendered from the section dataclasses, the one source of the keys."""
+    from harness.cases.keys import render
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "case-keys.md"
+    assert path.read_text(encoding="utf-8") == render(KINDS), \
+        "docs/case-keys.md is stale: run python -m harness.cases.keys > docs/case-keys.md"
