@@ -21,6 +21,7 @@ from harness.records.figures import Figure, MatrixPanel, Panel
 #: (file name, reason shown when it is not drawn) of the figures a report can have.
 KNOWN = {
     "dispersion_vs_depth.png": "no dispersion case of a ReLU network with equal hidden widths",
+    "dispersion_offdiagonal_vs_depth.png": "no sweep over depth measured off-diagonal entries",
     "dispersion_vs_correlation.png": "no dispersion case measured off-diagonal entries "
                                      "(inputs.inner_products with 2 or more values)",
     "training_relative_change.png": "no training case ran",
