@@ -80,6 +80,8 @@ def pytest_configure(config):
     except checks_at_start.StartError as exc:
         raise pytest.UsageError(str(exc)) from None
     config._ntk_harness_options = options
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DiagnosisSummary(), "ntk-harness-diagnoses")
     shard = config.getoption("ntk_shard")
     if shard:
         config._ntk_harness_shard = _parse_shard(shard)
@@ -180,6 +182,41 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.kind} case {self.name}"
+
+
+class DiagnosisSummary:
+    """At the end of the session, each diagnosis the failed cases share, once, with the cases
+    (e.g. "It equals the reference without every bias" for 11 agreement cases)."""
+
+    PATTERN = r"(It equals the [^.]*\.|\w[^.|]* returned (?:NaN|infinity) at entries)"
+
+    def __init__(self):
+        self.cases: dict[str, list[str]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report):
+        import re
+
+        if report.when != "call" or not report.failed:
+            return
+        record = dict(report.user_properties or []).get(RECORD)
+        if not record:
+            return
+        found = set()
+        for check in record.get("checks") or []:
+            if not check.get("passed"):
+                found |= set(re.findall(self.PATTERN, check.get("detail") or ""))
+        for diagnosis in found:
+            self.cases.setdefault(diagnosis, []).append(record.get("case", report.nodeid))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        repeated = {d: cases for d, cases in self.cases.items() if len(cases) > 1}
+        if not repeated:
+            return
+        terminalreporter.write_sep("=", "ntk-harness: diagnoses shared by several failed cases")
+        for diagnosis, cases in sorted(repeated.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(cases[:8]) + (f", ... ({len(cases) - 8} more)" if len(cases) > 8 else "")
+            terminalreporter.write_line(f"{diagnosis} {len(cases)} cases: {shown}")
 
 
 def pytest_runtest_setup(item):

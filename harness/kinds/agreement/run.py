@@ -77,6 +77,7 @@ class Problems:
     errors: list[float] = field(default_factory=list)
     asymmetry: list[float] = field(default_factory=list)
     smallest_ratio: list[float] = field(default_factory=list)
+    hints: dict[str, list[str]] = field(default_factory=dict)   # a diagnosis -> where it was made
     implementation_seconds: float = 0.0
     reference_seconds: float = 0.0
 
@@ -268,6 +269,8 @@ def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device
         detail = f"{label}: " + " | ".join(found[:3]) if found else ""
         if len(found) > 3:
             detail += f" | ... ({len(found) - 3} more)"
+        if key == "agreement":   # each diagnosis once, with where it was made
+            detail += "".join(f" {hint} ({', '.join(where)})" for hint, where in problems.hints.items())
         checks.append(Check(check_name, not found, measured=measured, reference=reference, expected=expected,
                             detail=detail))
 
@@ -323,7 +326,9 @@ def _agreement(problems: Problems, m: int, what: str, result, reference, f, subj
         earlier=earlier)
     problems.found["agreement"].append(
         f"network {m}: {what} relative error {error:.3g} > {rtol:g}; worst entries: "
-        f"{worst_entries(result, reference)}." + (f" {hint}" if hint else ""))
+        f"{worst_entries(result, reference)}.")
+    if hint:
+        problems.hints.setdefault(hint, []).append(f"network {m} {what}")
 
 
 def _matrix_checks(problems: Problems, m: int, own64, n: int, outputs: int, rtol: float) -> None:

@@ -72,7 +72,7 @@ def run(case, options: RunOptions) -> KindOutcome:
         outcome.timing = Timing(total_seconds=time.perf_counter() - total_start)
         return outcome
 
-    outcome.checks.append(_finite_check(samples, dtype_name))
+    outcome.checks.append(_finite_check(samples, dtype_name, implementation_name))
     finite_rows = samples.row[np.isfinite(samples.row).all(axis=1)]
     result = DispersionResult(
         architecture=architecture, input_norm_sq=inputs.norm**2, networks=sampling.networks,
@@ -171,14 +171,28 @@ def _sample(architecture, x, sampling, implementation_name, dtype_name, device, 
     )
 
 
-def _finite_check(samples: NTKSamples, dtype_name: str) -> Check:
+def _finite_check(samples: NTKSamples, dtype_name: str, implementation_name: str) -> Check:
+    """Every entry of every network finite; else say which: NaN (the implementation's doing)
+    or infinity (an overflow of the dtype, as deep chaotic networks reach in float32)."""
     nonfinite = samples.nonfinite
     total = samples.row.shape[0]
+    if not nonfinite:
+        return Check("all NTK samples finite", True, measured=0.0, expected="0 non-finite samples")
+    row = samples.row
+    nan = np.argwhere(np.isnan(row))
+    infinite = np.argwhere(np.isinf(row))
+    parts = []
+    for what, where in (("NaN", nan), ("infinity", infinite)):
+        if len(where):
+            shown = ", ".join(f"[network {int(s)}, entry {int(j)}]" for s, j in where[:3])
+            parts.append(f"returned {what} at entries {shown}" + (f" and {len(where) - 3} more" if len(where) > 3
+                                                                    else ""))
+    cause = f" (an overflow of {dtype_name}: raise the dtype or lower the depth)" if len(infinite) and not len(nan) \
+        else ""
     return Check(
-        "all NTK samples finite", nonfinite == 0, measured=float(nonfinite), expected="0 non-finite samples",
-        detail=(f"{nonfinite} of {total} networks gave a NaN or infinite NTK entry (overflow in {dtype_name}?); "
-                "statistics below use the finite ones only" if nonfinite else ""),
-    )
+        "all NTK samples finite", False, measured=float(nonfinite), expected="0 non-finite samples",
+        detail=(f"NTK implementation {implementation_name!r} {'; '.join(parts)}{cause}: {nonfinite} of {total} "
+                "networks; the statistics use the finite ones only"))
 
 
 def _entries(finite_rows: np.ndarray, cosines: np.ndarray, seed: int) -> list[EntryResult]:
