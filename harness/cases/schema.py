@@ -23,7 +23,8 @@ give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive`
 section may define ``validate(self)`` raising :class:`FieldError` for rules across fields,
 and a kind may define ``validate(case)`` for rules across sections.
 
-Sweeps: a list given for a scalar key, or a list of lists for a list key, is a sweep axis;
+Sweeps: a list given for a scalar key, or a list of lists for a list key, or a list value in a
+free-form table (a model factory's keyword arguments), is a sweep axis;
 the cartesian product of all axes (in file order) gives the expanded cases. Every value is
 validated, so one bad value fails the whole file with a :class:`CaseError` that names the
 file, the case, the key and what was expected.
@@ -255,7 +256,14 @@ def _sweep_axes(cls, table: dict, path: tuple[str, ...]) -> list[tuple[tuple[str
         if dataclasses.is_dataclass(base):
             axes += _sweep_axes(base, value, path + (name,))
         elif _is_dict(base):
-            continue
+            # a free-form table (a model factory's keyword arguments): a list value is a sweep
+            # over that argument; a list argument itself is written as a list of one list
+            if isinstance(value, dict):
+                for argument, values in value.items():
+                    if isinstance(values, list):
+                        if not values:
+                            raise FieldError(".".join(path + (name, argument)), "an empty list sweeps nothing")
+                        axes.append((path + (name, argument), values))
         elif _is_list(base):
             if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
                 axes.append((path + (name,), value))
