@@ -26,7 +26,7 @@ def test_relu_phases_closed_form():
     assert variance_fixed_point(1.0, 0.5) == pytest.approx(1.0)           # q = q/2 + 1/2
     assert variance_fixed_point(2.5, 0.5) == math.inf
     assert edge_of_chaos_sigma_w2(0.0) == 2.0 and edge_of_chaos_sigma_w2(0.7) == 2.0
-    assert depth_to_width(50, 100) == 0.5
+    assert depth_to_width([100] * 50) == 0.5 and depth_to_width([10, 20]) == pytest.approx(0.15)
 
 
 @pytest.mark.parametrize("activation, sigma_b2, expected", [
