@@ -57,14 +57,18 @@ def to_json(value: Any) -> Any:
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    if value is None or isinstance(value, str):
         return value
-    if isinstance(value, float):
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):   # numpy.float64 too (a float subclass): written as a plain float
         if math.isnan(value):
             return None
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        return value
+        return float(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalar
         return to_json(value.item())
     raise TypeError(f"cannot write {type(value).__name__} {value!r} to a record")

@@ -43,7 +43,8 @@ def test_serial_report_has_records_tables_figures_and_benchmarks(serial_run):
     assert sorted(r.phase for r in cases) == ["chaotic", "eoc", "ordered"]
     for record in cases:
         assert record.kind == "dispersion" and record.result.architecture.hidden_widths == (8, 8, 8)
-        assert record.seed == 7 and record.result.networks == 50 and record.implementation == "jacobian"
+        assert record.seed == 7 and record.result.networks == 50 and record.implementation == "structured"
+        assert record.result.differential.max_relative_error <= 1e-10      # checked against jacobian
         assert record.device == "cpu" and record.dtype in ("float64", "float32")
         assert record.environment["torch"] and record.environment["ntk-harness"]
         assert record.wall_seconds > 0

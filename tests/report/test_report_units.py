@@ -229,3 +229,21 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch):
     assert terminal.getvalue().endswith("\b" * drawn + " " * drawn + "\b" * drawn)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
     assert progress.terminal_progress("MC", stream=_Terminal()) is None
+
+
+def test_records_hold_plain_python_numbers_for_xdist():
+    """execnet (pytest-xdist) refuses numpy scalars: a record's JSON form holds Python numbers only."""
+    import numpy as np
+
+    record = _dispersion("x[1]", 2.0, 2, float(np.float64(1.5)), (np.float64(1.4), np.float64(1.6)))
+    record.checks.append(Check("p", True, measured=np.float64(0.5), level=np.float32(1e-3)))
+    record.seed = np.int64(3)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return all(plain(v) for v in value.values())
+        if isinstance(value, list):
+            return all(plain(v) for v in value)
+        return value is None or type(value) in (bool, int, float, str)
+
+    assert plain(record.to_record())
