@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.networks import MLP, Architecture, init_parameters, unstack
+from harness.networks import MLP, Architecture, activation_function, init_parameters, unstack
 from harness.training import metrics
 from harness.training.data import Dataset
 from harness.training.loop import TrainingConfig, train
@@ -34,6 +34,9 @@ QUANTITIES = (
     "misalignment",             # 1 - alignment: how far the kernel's shape (direction) moved
     "top_eigenvalue_change",    # relative change of the largest eigenvalue
     "ntk_norm",                 # |Theta_t|_F of the output-trace NTK (its scale: relative_change = |dTheta| / this at 0)
+    "sigma_w2_effective",       # geometric mean over hidden-to-hidden layers of the weights' variance x fan-in
+    "sigma_b2_effective",       # mean over hidden layers of the squared bias entries
+    "signal_propagation",       # input-dependent spread at the last hidden layer / at the input (probe set)
     "block_ratio",
     "block_ratio_growth",       # block_ratio(t) / block_ratio(0)
     "train_loss",
@@ -62,6 +65,51 @@ class ExperimentResult:
     def final(self, quantity: str) -> list[float]:
         """Quantity at the last checkpoint, one value per network."""
         return self.series[quantity][-1]
+
+
+def effective_variances(architecture: Architecture, params) -> tuple[float, float]:
+    """Where the network's parameters sit in the phase diagram: ``(sigma_w2, sigma_b2)`` as if drawn anew.
+
+    sigma_w2: the geometric mean over the hidden-to-hidden layers l = 2..L of ``fan_in *
+    mean(W^l_ij^2)`` (times ``sigma_w2 / fan_in`` per entry in the NTK parametrization, where
+    entries are standard normal at initialization); the geometric mean because the forward
+    signal is multiplied by each layer's gain. sigma_b2: the mean over hidden layers of the
+    squared bias entries (times ``sigma_b2`` in the NTK parametrization). At initialization
+    they are the case's sigma_w^2 (up to sampling) and 0; during training they say whether the
+    network has moved in the phase diagram (e.g. out of the ordered phase).
+    """
+    depth = architecture.depth
+    ntk = architecture.parametrization == "ntk"
+    logs, biases = [], []
+    for k in range(1, depth + 1):
+        if k < depth:
+            w = params[f"layers.{k}.weight"].detach().double()
+            fan_in = w.shape[1]
+            variance = float((w * w).mean()) * (architecture.sigma_w2 if ntk else fan_in)
+            logs.append(np.log(max(variance, np.finfo(float).tiny)))
+    for k in range(depth):
+        b = params.get(f"layers.{k}.bias")
+        if b is not None:
+            biases.append(float((b.detach().double() ** 2).mean()) * (architecture.sigma_b2 if ntk else 1.0))
+    gain = float(np.exp(np.mean(logs))) if logs else float("nan")
+    return gain, (float(np.mean(biases)) if biases else 0.0)
+
+
+def signal_propagation(f: MLP, params, x: torch.Tensor) -> float:
+    """How much of the inputs' differences reaches the last hidden layer: the mean squared
+    distance of ``x^L(x_a)`` from its mean over the probe inputs, divided by the same for the
+    inputs ``x_a``. At initialization it falls at least like ``(sigma_w^2 / 2)^L`` in the ordered phase
+    (the inputs' differences die out with depth: the order parameter of the phase) and stays of
+    order 1 at the edge of chaos; growing during training, it says the network has left the
+    ordered regime of signal propagation whatever its weight variances.
+    """
+    with torch.no_grad():
+        h = x
+        for i in range(f.num_layers - 1):
+            h = activation_function(f.architecture.activation)(f.preactivation(params, i, h))
+        spread = ((h - h.mean(0)) ** 2).sum(1).mean()
+        reference = ((x - x.mean(0)) ** 2).sum(1).mean()
+    return float(spread / reference)
 
 
 def run_experiment(
@@ -123,6 +171,10 @@ def run_experiment(
             row["misalignment"].append(1.0 - cosine)
             row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, trace0, 1)[0]))
             row["ntk_norm"].append(float(torch.linalg.norm(trace.detach().double())))
+            gain, bias = effective_variances(architecture, own)
+            row["signal_propagation"].append(signal_propagation(f, own, x_probe))
+            row["sigma_w2_effective"].append(gain)
+            row["sigma_b2_effective"].append(bias)
             row["block_ratio"].append(block)
             row["block_ratio_growth"].append(block / block0)
             eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())

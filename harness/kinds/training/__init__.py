@@ -62,8 +62,9 @@ from harness.kinds.base import Kind
 
 #: Quantities that may be fitted in log space (positive at the last checkpoint).
 FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
-#: Quantities a phase comparison may rank (positive; smaller = the NTK moved less).
-COMPARABLE = ("relative_change", "relative_change_full", "misalignment")
+#: Quantities a phase comparison may rank (positive; smaller = the NTK moved less, or its class-block
+#: structure grew less).
+COMPARABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio_growth")
 
 
 def checkpoint_steps(steps: int, checkpoints, count: int = 5) -> tuple[int, ...]:
