@@ -30,8 +30,12 @@ from harness.options import RunOptions
 from harness.records import CaseRecord, Timing
 
 
-class CaseTimeout(Exception):
-    """A case ran past ``--ntk-timeout``."""
+class CaseTimeout(BaseException):
+    """A case ran past ``--ntk-timeout``.
+
+    A BaseException (like KeyboardInterrupt), so that code that catches every Exception (a
+    user's implementation, the Monte Carlo's report of an implementation's errors) does not
+    swallow it."""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -167,6 +171,11 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     record = CaseRecord(case=case.id, kind=case.kind, nodeid=nodeid, source=nodeid.rsplit("::", 1)[0],
                         phase=kind.phase(case), markers=sorted(set(case.markers) | set(kind.markers)))
     what = kind.implementation(case, options) or "the case"
+    # imported before the clock starts: an alarm inside a module's first import would leave it
+    # half-imported for every later case of the process
+    import importlib
+
+    importlib.import_module(kind.run_module)
     start = time.perf_counter()
     try:
         with time_limit(options.timeout_seconds, what):

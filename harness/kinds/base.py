@@ -69,9 +69,12 @@ class Kind:
     def validate(self, case) -> None:
         return None
 
+    #: The implementation a case of this kind runs when neither the case nor --ntk-impl names one.
+    default_implementation: str | None = None
+
     def implementation(self, case, options: RunOptions) -> str | None:
         """The implementation the case will run (for messages such as a time-out)."""
-        return options.implementation or case.implementation
+        return options.implementation or case.implementation or self.default_implementation
 
     def run(self, case, options: RunOptions) -> KindOutcome:
         return importlib.import_module(self.run_module).run(case, options)

@@ -137,6 +137,7 @@ class AgreementKind(Kind):
     optional_sections = ("network", "model")
     markers = ("agreement",)
     run_module = "harness.kinds.agreement.run"
+    default_implementation = "every built-in"
 
     def validate(self, case) -> None:
         network, model = case.sections["network"], case.sections["model"]

@@ -101,6 +101,9 @@ class DispersionKind(Kind):
         "expect": DispersionExpectation,
     }
     run_module = "harness.kinds.dispersion.run"
+    #: the layer-wise factorization (fast, no parameter-sized Jacobian), held to the reference
+    #: ``jacobian`` entry by entry by the differential check on a subset of the case's networks
+    default_implementation = "structured"
 
     def validate(self, case) -> None:
         from harness.checks_at_start import check_device_key, check_network_size

@@ -17,7 +17,7 @@ import reference
 from harness.devices import resolve_device, resolve_dtype
 from harness.inputs import make_inputs
 from harness.kinds.base import KindOutcome
-from harness.kinds.dispersion import DispersionExpectation
+from harness.kinds.dispersion import KIND, DispersionExpectation
 from harness.constants import AGREEMENT_RTOL, REFERENCE_IMPLEMENTATION
 from harness.montecarlo import MemoryBudgetError, NTKSamples, differential_check, sample_ntk
 from harness.ntk.registry import ImplementationError, get_implementation
@@ -27,10 +27,7 @@ from harness.records.dispersion import AsymptoticReference, DifferentialResult, 
 from harness.statistics import summarize, t_interval
 
 CONFIDENCE = 0.95
-#: The Monte Carlo's implementation when neither the case nor --ntk-impl names one: the
-#: layer-wise factorization (fast, no parameter-sized Jacobian), held to the reference
-#: ``jacobian`` entry by entry by the differential check on a subset of the case's networks.
-DEFAULT_IMPLEMENTATION = "structured"
+DEFAULT_IMPLEMENTATION = KIND.default_implementation
 #: Networks of a case recomputed by the differential check: this fraction of them, at least
 #: DIFFERENTIAL_MIN and at most DIFFERENTIAL_MAX; a fixed count (not a time budget), so that
 #: the record is reproducible. The reference costs a few times the structured Monte Carlo per

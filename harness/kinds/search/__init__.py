@@ -49,6 +49,7 @@ class SearchKind(Kind):
     sections = {"search": SearchSection}
     markers = ("agreement", "search")
     run_module = "harness.kinds.search.run"
+    default_implementation = "every built-in"
 
     def case_id(self, case) -> str:
         s: SearchSection = case.sections["search"]
