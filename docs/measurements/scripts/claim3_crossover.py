@@ -2,7 +2,7 @@
 
 Reads the records written by ``claim3_regimes.py --out DIR`` and prints, per regime: the last
 checkpoint at which the claim holds (ordered relative change significantly smaller than
-every other phase's, one-sided Welch on logs at 0.05) before it stops holding for good, the
+every other phase's, one-sided Welch on logs at 0.05) before it is reversed, the
 first checkpoint at which it is reversed (ordered significantly LARGER than every other
 phase), and, at those steps, the ordered networks' mean training loss, their NTK's growth
 |Theta_t|_F / |Theta_0|_F and (when recorded) how much of the inputs' differences reaches
@@ -48,13 +48,9 @@ def main(paths) -> int:
             tests = [metrics.welch_ratio_test(_pos(ordered.series["relative_change"][c]),
                                               _pos(e.series["relative_change"][c]), 0.05) for e in others]
             verdicts.append((c, step, all(t.smaller for t in tests), all(t.larger for t in tests)))
-        holds_until = None
-        for c, step, holds, _ in verdicts:
-            if holds:
-                holds_until = (c, step)
-            else:
-                break
         reversed_at = next(((c, step) for c, step, _, rev in verdicts if rev), None)
+        before = [v for v in verdicts if reversed_at is None or v[1] < reversed_at[1]]
+        holds_until = next(((c, step) for c, step, holds, _ in reversed(before) if holds), None)
 
         def loss(c):
             return sum(ordered.series["train_loss"][c]) / len(ordered.series["train_loss"][c])
