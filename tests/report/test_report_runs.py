@@ -33,6 +33,9 @@ def _report_cli(*argv: str) -> int:
 def test_serial_report_has_records_tables_figures_and_benchmarks(serial_run):
     result, directory = serial_run
     assert result.returncode == 0, result.stdout + result.stderr
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(json.loads((directory / "results.json").read_text()),
+                        json.loads(records.SCHEMA_PATH.read_text()))     # the published schema
     document = records.load(directory / "results.json")
     assert document.complete is True
     cases = document.records

@@ -247,3 +247,22 @@ def test_records_hold_plain_python_numbers_for_xdist():
         return value is None or type(value) in (bool, int, float, str)
 
     assert plain(record.to_record())
+
+
+def _schema_validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    return jsonschema, json.loads(records.SCHEMA_PATH.read_text())
+
+
+def test_every_shipped_results_file_validates_against_the_json_schema():
+    """reports/ holds results.json files written by the harness: each must validate against the
+    published schema and read back as typed records."""
+    from pathlib import Path
+
+    jsonschema, schema = _schema_validator()
+    shipped = sorted((Path(__file__).resolve().parents[2] / "reports").rglob("results.json"))
+    assert shipped, "no results.json under reports/"
+    for path in shipped:
+        document = json.loads(path.read_text())
+        jsonschema.validate(document, schema)
+        assert records.load(path).records, path
