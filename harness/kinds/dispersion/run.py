@@ -144,7 +144,8 @@ def _differential_check(architecture, x, samples: NTKSamples, sampling, implemen
         architecture, x, samples.row, seed=sampling.seed, implementation=get_implementation(implementation_name),
         reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolve_dtype(dtype_name),
         draw_dtype=resolve_dtype(sampling.draw_dtype), device=device,
-        networks=min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(DIFFERENTIAL_FRACTION * sampling.networks))))
+        networks=sampling.differential_networks or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
+            DIFFERENTIAL_FRACTION * sampling.networks))))
     result = DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=found.networks,
                                 max_relative_error=found.max_relative_error, rtol=rtol, worst=found.worst,
                                 seconds=found.seconds)
