@@ -100,12 +100,23 @@ def _document(records, started: float, complete: bool, argv):
 
 
 def _run_and_print(case, options, as_json: bool, root: Path):
+    """Run one case; a bug of the harness in it (an unexpected exception) is printed with its
+    traceback and recorded as an error, and the run goes on with the other cases."""
+    import traceback
+
+    from harness.records import CaseRecord
     from harness.report.environment import environment
     from harness.runner import nodeid_of, run_case
     from harness.verdict import format_record
 
     start = time.perf_counter()
-    record = run_case(case, options, nodeid=nodeid_of(case, root))
+    nodeid = nodeid_of(case, root)
+    try:
+        record = run_case(case, options, nodeid=nodeid)
+    except Exception as exc:   # not a user error (those come back as records): say it loudly
+        traceback.print_exc(file=sys.stderr)
+        record = CaseRecord(case=case.id, kind=case.kind, nodeid=nodeid, source=nodeid.rsplit("::", 1)[0],
+                            outcome="error", error=f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
     record.wall_seconds = time.perf_counter() - start
     record.environment = environment()
     if not as_json:
@@ -160,7 +171,7 @@ def _marker_filter(expression: str | None):
     try:
         compiled = Expression.compile(expression)
     except Exception as exc:  # pytest's ParseError: say which expression
-        raise ValueError(f"-m: not a valid marker expression {expression!r}: {exc}") from None
+        raise options_module.OptionError(f"-m: not a valid marker expression {expression!r}: {exc}") from None
     names_paper = "paper" in expression
 
     def matches(markers: set[str]) -> bool:
@@ -252,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             return _measure(args, argv)
         if args.command == "run":
             return _run(args, argv)
-    except (CaseError, StartError, options_module.OptionError, ValueError) as exc:
+    except (CaseError, StartError, options_module.OptionError) as exc:
         print(f"ntk-harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

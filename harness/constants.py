@@ -50,10 +50,13 @@ DATASETS = {
 REFERENCE_IMPLEMENTATION = "jacobian"
 AGREEMENT_RTOL = {"float64": 1e-10, "float32": 1e-4}
 
+#: Inputs of a user's model: Gaussian, or scikit-learn's bundled digits (no download).
+MODEL_INPUTS = ("gaussian", "digits")
+
 #: Optimizers, losses and input normalizations of the training cases.
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "cross_entropy")
 NORMALIZATIONS = ("unit_norm", "pixels", "standardize", "none")
 
-__all__ = ["REFERENCE_IMPLEMENTATION", "AGREEMENT_RTOL", "OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "REFERENCES",
+__all__ = ["MODEL_INPUTS", "REFERENCE_IMPLEMENTATION", "AGREEMENT_RTOL", "OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "REFERENCES",
            "DATASETS"]

@@ -43,7 +43,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-INPUT_KINDS = ("gaussian", "digits")
+from harness.constants import MODEL_INPUTS
+
+INPUT_KINDS = MODEL_INPUTS
 
 # Modules loaded from a folder (not from sys.path) live under this private prefix, one
 # package per folder, so a user's ``models/`` never shadows or collides with another one.

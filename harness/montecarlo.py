@@ -225,6 +225,7 @@ def differential_check(
             raise ImplementationError(
                 f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}") from exc
         expected = reference(f, params64, x64, x64)
+        own = _checked(own, implementation, (x.shape[0], x.shape[0]), dtype)
         own64 = own.detach().to("cpu", torch.float64)
         expected = expected.detach().to("cpu", torch.float64)
         scale = float(expected.abs().max())

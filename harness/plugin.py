@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness import options as run_options_module
+from harness.report import ENVIRONMENT, RECORD  # names only: the package imports nothing
 
 MARKERS = {
     "quick": "a small set of cases (under 2 minutes on 2 CPU cores) that catches a broken NTK",
@@ -35,8 +36,6 @@ MARKERS = {
     "search": "a property-based search (hypothesis) for a disagreement with the reference",
     "models": "agreement on the example models of cases/models (a user's nn.Module instead of the MLP)",
 }
-RECORD = "ntk_harness_record"
-ENVIRONMENT = "ntk_harness_environment"
 
 
 def pytest_addoption(parser):
@@ -168,6 +167,11 @@ class CaseItem(pytest.Item):
         options.progress = for_item(self, "Monte Carlo")  # None unless a terminal shows it
         record = run_case(self.case, options, nodeid=self.nodeid)
         self.user_properties.append((RECORD, record.to_record()))
+        if getattr(self.config, "_ntk_harness_report", False):
+            from harness.report.environment import environment
+
+            # again after the case: torch is loaded now (its threads, CUDA, GPU go in the record)
+            self.user_properties.append((ENVIRONMENT, environment()))
         if record.outcome == "error":
             raise CaseErrored(f"case {record.case}: {record.error}")
         if record.outcome == "skipped":

@@ -6,7 +6,8 @@ way it runs. The runner:
 
 - runs the case's kind under a time limit (``RunOptions.timeout_seconds``; SIGALRM, so the
   limit applies in the main thread of a Unix process: pytest, pytest-xdist workers and
-  ``ntk-harness``; elsewhere the case runs unbounded and says so in its record);
+  ``ntk-harness``; an outer SIGALRM timer that expires first, such as pytest-timeout's, stays
+  in charge and gets its remaining time back; in another thread the case runs unbounded);
 - turns the errors a user can act on (a device that is not there, an implementation that
   cannot be loaded, a case over the memory budget, data that cannot be read, a time-out)
   into a record with outcome ``error`` and a one-line message, and lets anything else (a
@@ -61,6 +62,11 @@ def time_limit(seconds: float, what: str):
     def expired(signum, frame):
         raise CaseTimeout(f"timed out after {seconds:g} s in {what}")
 
+    outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)   # e.g. pytest-timeout's
+    if outer_remaining and outer_remaining < seconds:
+        yield   # an outer limit comes first: leave it in charge
+        return
+    start = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -68,6 +74,9 @@ def time_limit(seconds: float, what: str):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_remaining:   # give the outer timer back what it has left
+            left = outer_remaining - (time.monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_interval)
 
 
 def nodeid_of(case: Case, root=None) -> str:
@@ -100,9 +109,42 @@ def _source_digest() -> str:
 _DIGEST: list[str] = []
 
 
+def _user_code_digest(case: Case, options: RunOptions) -> str:
+    """A digest of the user's code a record depends on: the source file of a non-built-in
+    implementation and of a ``[case.model]`` factory (an edited ``my_ntk.py`` is another key)."""
+    import hashlib
+    import inspect
+
+    from harness.ntk.registry import BUILTINS, ImplementationError, get_implementation
+
+    digest = hashlib.sha256()
+    spec = options.implementation or case.implementation
+    functions = []
+    if spec is not None and spec not in BUILTINS:
+        try:
+            functions.append(get_implementation(spec).function)
+        except ImplementationError:
+            digest.update(b"unloadable")
+    model = case.sections.get("model")
+    if model is not None:
+        from harness.models import ModelError, load_factory
+
+        try:
+            functions.append(load_factory(model.factory, Path(case.source).parent))
+        except ModelError:
+            digest.update(b"unloadable")
+    for function in functions:
+        try:
+            digest.update(Path(inspect.getsourcefile(function)).read_bytes())
+        except (TypeError, OSError):
+            digest.update(repr(function).encode())
+    return digest.hexdigest()
+
+
 def resume_key(case: Case, options: RunOptions) -> str:
     """What a case's record depends on: the kind, the validated sections, the implementation,
-    the device and dtype options, the versions of torch and numpy, and the harness source."""
+    the device and dtype options, the versions of torch, numpy and scipy, the harness source
+    and the user's own implementation or model code."""
     import dataclasses
     import hashlib
     import json
@@ -117,7 +159,7 @@ def resume_key(case: Case, options: RunOptions) -> str:
                "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation,
                            "memory_budget_bytes": options.memory_budget_bytes},
                "versions": {name: metadata.version(name) for name in ("torch", "numpy", "scipy")},
-               "source": _DIGEST[0]}
+               "source": _DIGEST[0], "user_code": _user_code_digest(case, options)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:40]
 
 
@@ -138,14 +180,10 @@ def _resumed(case: Case, options: RunOptions):
 
 def _store(path, record: CaseRecord) -> None:
     import json
-    import os
-    import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record.to_record(), handle)
-    os.replace(temporary, path)
+    from harness.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record.to_record()))
 
 
 def run_case(case: Case, options: RunOptions, *, nodeid: str | None = None) -> CaseRecord:
@@ -158,6 +196,7 @@ def run_case(case: Case, options: RunOptions, *, nodeid: str | None = None) -> C
     stored_at, stored = _resumed(case, options)
     if stored is not None:
         stored.nodeid = nodeid or nodeid_of(case)
+        stored.source = stored.nodeid.rsplit("::", 1)[0]
         return stored
     record = _run(case, options, nodeid)
     if stored_at is not None and record.outcome != "error":

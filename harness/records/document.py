@@ -15,8 +15,8 @@ A results file is one JSON object (its JSON Schema: ``harness/records/results.sc
 
 Merging (shards of one sweep, run on several machines): records are united by ``nodeid``;
 the same case in two files must agree on everything its seeds determine (the outcome, the
-checks and the result, timings excepted), else :class:`MergeConflict` names the cases and
-the first differing key.
+checks and the result, timings excepted; floats up to a relative 1e-9 of rounding), else
+:class:`MergeConflict` names the cases and the first differing key.
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ EXPECTED = (
     "or ntk-harness run --json)"
 )
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+#: Relative difference of two floats that floating-point rounding explains between runs of the
+#: same code and seeds on other machines or thread counts (summation order).
+ROUNDING = 1e-9
 
 
 class ResultsFormatError(ValueError):
@@ -139,8 +142,12 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
             if found:
                 return found
         return None
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return None
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) and math.isnan(b):
+            return None
+        # the same seeds on another machine or thread count: equal up to summation order
+        if a == b or abs(a - b) <= ROUNDING * max(abs(a), abs(b)):
+            return None
     return None if a == b else f"{path} ({a!r} vs {b!r})"
 
 

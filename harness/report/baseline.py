@@ -18,12 +18,9 @@ import math
 
 from tabulate import tabulate
 
-from harness.records.document import ResultsDocument
+from harness.records.document import ROUNDING, ResultsDocument
 from harness.records.format import fmt, fmt_interval, verdict
 
-#: Relative change that floating-point rounding can explain between two runs of the same
-#: code and seeds on different machines or thread counts (summation order).
-ROUNDING = 1e-9
 
 
 def _relative_change(new: float, old: float) -> float:

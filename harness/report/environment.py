@@ -17,9 +17,9 @@ def _version(distribution: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def environment() -> dict:
-    """Host and versions of this process (cached: computed once per process / xdist worker)."""
-    info = {
+def _static() -> dict:
+    """What does not change while the process runs (computed once per process / xdist worker)."""
+    return {
         "hostname": socket.gethostname(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -30,6 +30,12 @@ def environment() -> dict:
         "scipy": _version("scipy"),
         "pytest": _version("pytest"),
     }
+
+
+def environment() -> dict:
+    """Host and versions of this process, and, once torch is loaded (a case ran), its threads,
+    CUDA version and GPU."""
+    info = dict(_static())
     torch = sys.modules.get("torch")   # never import torch only to describe it
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()

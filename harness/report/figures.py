@@ -137,6 +137,15 @@ def _draw_matrix(fig, ax, panel: MatrixPanel, scale: tuple[float, float] | None)
 def render(figure: Figure, path: Path) -> None:
     """Draw ``figure`` into the PNG file ``path``."""
     plt = _pyplot()
+    fig = None
+    try:
+        fig = _render(figure, path)
+    finally:
+        if fig is not None:
+            plt.close(fig)
+
+
+def _render(figure: Figure, path: Path):
     count = len(figure.panels)
     has_series = any(isinstance(p, Panel) for p in figure.panels)
     columns = max(1, min(figure.columns, count))
@@ -173,7 +182,7 @@ def render(figure: Figure, path: Path) -> None:
         ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _benchmark_label(bench: dict) -> str:
@@ -191,6 +200,16 @@ def benchmark_bars(benchmarks: list[dict], path: Path) -> str | None:
     entries = entries[:60]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(entries) + 1.2))
+    try:
+        _benchmark_axes(ax, entries)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return "Implementation benchmarks: fastest round per benchmark (log scale), one colour per group"
+
+
+def _benchmark_axes(ax, entries) -> None:
     groups = sorted({b.get("group") or "-" for b in entries})
     colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
     y = np.arange(len(entries))
@@ -202,25 +221,35 @@ def benchmark_bars(benchmarks: list[dict], path: Path) -> str | None:
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("fastest round (ms); bar: standard deviation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return "Implementation benchmarks: fastest round per benchmark (log scale), one colour per group"
 
 
 def draw_all(document: ResultsDocument, directory: Path) -> tuple[list[tuple[str, str]], list[str]]:
     """Draw every figure the records allow into ``directory``; return (drawn, reasons for the rest)."""
     drawn: list[tuple[str, str]] = []
+    failed: dict[str, str] = {}
     by_kind: dict[str, list] = {}
     for record in document.records:
         by_kind.setdefault(record.kind, []).append(record)
     for kind, result_type in RESULT_TYPES.items():
-        for figure in result_type.figures(by_kind.get(kind, [])):
-            render(figure, directory / figure.name)
+        try:
+            figures = result_type.figures(by_kind.get(kind, []))
+        except Exception as exc:   # a figure is never worth the report: say why it is missing
+            failed[f"{kind} figures"] = f"{type(exc).__name__}: {exc}"
+            continue
+        for figure in figures:
+            try:
+                render(figure, directory / figure.name)
+            except Exception as exc:
+                failed[figure.name] = f"{type(exc).__name__}: {exc}"
+                continue
             drawn.append((figure.name, figure.caption))
-    caption = benchmark_bars(document.benchmarks, directory / "benchmarks.png")
+    try:
+        caption = benchmark_bars(document.benchmarks, directory / "benchmarks.png")
+    except Exception as exc:
+        failed["benchmarks.png"], caption = f"{type(exc).__name__}: {exc}", None
     if caption:
         drawn.append(("benchmarks.png", caption))
     names = {name for name, _ in drawn}
-    skipped = [f"`{name}`: {reason}" for name, reason in KNOWN.items() if name not in names]
+    skipped = [f"`{name}`: could not be drawn: {reason}" for name, reason in failed.items()]
+    skipped += [f"`{name}`: {reason}" for name, reason in KNOWN.items() if name not in names and name not in failed]
     return drawn, skipped

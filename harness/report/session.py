@@ -29,9 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin import ENVIRONMENT, RECORD, CaseItem, InvalidCaseFile
+from harness.report import ENVIRONMENT, RECORD
 
 RUNS = "runs"
+_UNSET = object()
 LATEST = "latest"
 INDEX = "index.md"
 
@@ -80,6 +81,23 @@ def run_directory_name(started: float) -> str:
     return f"{stamp}-{host}-{os.getpid()}"
 
 
+def claim_run_directory(runs: Path, started: float) -> Path:
+    """A new, empty run directory under ``runs`` (never one another session made: a name
+    taken already gets a random suffix)."""
+    import secrets
+
+    runs.mkdir(parents=True, exist_ok=True)
+    name = run_directory_name(started)
+    for attempt in range(100):
+        candidate = runs / (name if attempt == 0 else f"{name}-{secrets.token_hex(3)}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise OSError(f"could not create a new run directory under {runs}")
+
+
 class ReportCollector:
     """Controller-side state: records of finished cases, and the session description."""
 
@@ -92,8 +110,8 @@ class ReportCollector:
         self.records: dict = {}
         self.started = time.time()
         self.started_wall = time.perf_counter()
-        self.run_dir = directory / RUNS / run_directory_name(self.started)
-        self.previous_sigterm = None
+        self.run_dir = claim_run_directory(directory / RUNS, self.started)
+        self.previous_sigterm = _UNSET
 
     # -------------------------------------------------------------- SIGTERM -> interrupt
     def pytest_sessionstart(self, session):
@@ -101,14 +119,18 @@ class ReportCollector:
             raise KeyboardInterrupt(f"terminated by signal {signum}")
 
         try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+                return   # whoever started us wants SIGTERM ignored: leave it so
             self.previous_sigterm = signal.signal(signal.SIGTERM, terminate)
         except ValueError:   # not the main thread
-            self.previous_sigterm = None
+            self.previous_sigterm = _UNSET
 
     def _restore_sigterm(self):
-        if self.previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self.previous_sigterm)
-            self.previous_sigterm = None
+        if self.previous_sigterm is not _UNSET:
+            # None: the previous handler was not installed from Python; the default is the best guess
+            signal.signal(signal.SIGTERM, self.previous_sigterm if self.previous_sigterm is not None
+                          else signal.SIG_DFL)
+            self.previous_sigterm = _UNSET
 
     # -------------------------------------------------------------- records
     @pytest.hookimpl(tryfirst=True)
@@ -143,7 +165,10 @@ class ReportCollector:
         from harness.records.document import ResultsDocument
         from harness.report.environment import environment
 
-        interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
+        session_state = getattr(self.config, "_ntk_harness_session", None)
+        stopped = bool(session_state is not None and (session_state.shouldstop or session_state.shouldfail))
+        # interrupted, or stopped early by -x / --maxfail: the records are the cases that finished
+        interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or stopped
         workers = getattr(self.config.option, "numprocesses", None)
         if not workers and getattr(self.config.option, "tx", None):
             workers = len(self.config.option.tx)   # xdist --tx specs (remote or popen workers)
@@ -169,6 +194,7 @@ class ReportCollector:
         from harness.report.writer import update_latest, write_index, write_report
 
         self._restore_sigterm()
+        self.config._ntk_harness_session = session
         if int(exitstatus) == int(pytest.ExitCode.USAGE_ERROR):
             return
         if not self.benchmarks:
@@ -193,4 +219,4 @@ class ReportCollector:
                                     f"{self.run_dir / 'report.md'} ({len(written)} files){state}")
 
 
-__all__ = ["CaseItem", "InvalidCaseFile", "ReportCollector", "configure"]
+__all__ = ["ReportCollector", "configure"]

@@ -1,24 +1,27 @@
-"""Write a report directory atomically: results.json, report.md, figures.
+"""Write a report directory: results.json, report.md, figures, each file atomically.
 
-Everything is first written into a fresh hidden directory next to the target
-(``.<name>.tmp-XXXX`` in the same parent, hence the same file system), then each file is
-moved into place with :func:`os.replace` (atomic per file), figures first, ``report.md``,
-and ``results.json`` last. An exception or Ctrl-C while writing leaves the target as it
-was (the temporary directory is removed); no file in the target is ever half-written.
-Figures of an earlier report in the same directory that this one does not draw are
-removed, so report.md never links a stale picture.
+Everything is first written into a fresh hidden directory next to the target (the same file
+system), ``results.json`` first (the records are what must never be lost), then each figure
+(a figure that fails to draw is skipped with its reason in report.md, never the report),
+then ``report.md``; then each file is moved into place with :func:`os.replace`: no file in
+the target is ever half-written, and an error or Ctrl-C before the moves leaves the target
+as it was. Figures of an earlier report in the same directory that this one does not draw
+are removed (only the harness's own figure names), so report.md never links a stale
+picture.
 
 :func:`update_latest` and :func:`write_index` maintain the ``latest`` link and ``index.md``
 of a report directory holding many runs (:mod:`harness.report.session`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from harness.files import atomic_symlink, atomic_write_text
 from harness.records.document import ResultsDocument
 from harness.report import baseline as baseline_module
 from harness.report import figures as figures_module
@@ -36,6 +39,7 @@ def write_report(directory: Path, document: ResultsDocument, *, baseline: Result
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
+        (staging / RESULTS).write_text(document.dumps(), encoding="utf-8")
         drawn, skipped = figures_module.draw_all(document, staging)
         comparison_lines = []
         extra_files = []
@@ -47,14 +51,13 @@ def write_report(directory: Path, document: ResultsDocument, *, baseline: Result
             extra_files.append(COMPARISON)
         (staging / REPORT).write_text(markdown.render(document, drawn, skipped, comparison_lines, title=title),
                                       encoding="utf-8")
-        (staging / RESULTS).write_text(document.dumps(), encoding="utf-8")
-        order = [name for name, _ in drawn] + extra_files + [REPORT, RESULTS]
+        order = [RESULTS] + [name for name, _ in drawn] + extra_files + [REPORT]
         for name in order:
             os.replace(staging / name, directory / name)
         drawn_names = {name for name, _ in drawn}
-        for stale in directory.glob("*.png"):
-            if stale.name not in drawn_names:
-                stale.unlink()
+        for name in figures_module.KNOWN:
+            if name not in drawn_names and (directory / name).exists():
+                (directory / name).unlink()
         if baseline is None and (directory / COMPARISON).exists():
             (directory / COMPARISON).unlink()
         return order
@@ -64,41 +67,52 @@ def write_report(directory: Path, document: ResultsDocument, *, baseline: Result
 
 def update_latest(directory: Path, run_dir: Path, name: str = "latest") -> None:
     """Point ``directory/latest`` at ``run_dir`` (a relative symbolic link, replaced atomically)."""
-    link = Path(directory) / name
-    target = os.path.relpath(run_dir, directory)
-    temporary = Path(directory) / f".{name}.{os.getpid()}.tmp"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    os.symlink(target, temporary)
-    os.replace(temporary, link)
+    atomic_symlink(Path(directory) / name, os.path.relpath(run_dir, directory))
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """An exclusive lock on ``directory/.index.lock`` (POSIX advisory lock; none elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:   # pragma: no cover - not POSIX
+        yield
+        return
+    with open(Path(directory) / ".index.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_index(directory: Path) -> None:
-    """``directory/index.md``: every run directory under ``runs/`` with its case counts."""
+    """``directory/index.md``: every run directory under ``runs/`` with its case counts (under a
+    lock, so that two sessions finishing at once both end up listed)."""
     from harness.records.document import ResultsFormatError, load
 
-    runs = sorted((Path(directory) / "runs").glob("*/results.json"))
-    latest = Path(directory) / "latest"
-    latest_target = latest.resolve() if latest.is_symlink() else None
-    rows = []
-    for results in runs:
-        try:
-            document = load(results)
-        except ResultsFormatError:
-            rows.append(f"| `{results.parent.name}` | unreadable | | | | |")
-            continue
-        counts = {}
-        for record in document.records:
-            counts[record.outcome] = counts.get(record.outcome, 0) + 1
-        command = " ".join(document.sessions[0].get("command", [])) if document.sessions else ""
-        mark = " (latest)" if latest_target == results.parent.resolve() else ""
-        rows.append(f"| [`{results.parent.name}`](runs/{results.parent.name}/report.md){mark} | "
-                    f"{'yes' if document.complete else '**no**'} | {len(document.records)} | "
-                    f"{counts.get('passed', 0) + counts.get('xfailed', 0)} | "
-                    f"{counts.get('failed', 0) + counts.get('error', 0) + counts.get('xpassed', 0)} | `{command}` |")
-    text = ["# ntk-harness runs", "",
-            "Every session writes its own run directory; `latest` points to the last complete one.", "",
-            "| run | complete | cases | passed | failed | command |", "|---|---|---|---|---|---|", *rows, ""]
-    temporary = Path(directory) / f".index.{os.getpid()}.tmp"
-    temporary.write_text("\n".join(text), encoding="utf-8")
-    os.replace(temporary, Path(directory) / "index.md")
+    with _locked(directory):
+        runs = sorted(p for p in (Path(directory) / "runs").glob("*/results.json") if not p.parent.name.startswith("."))
+        latest = Path(directory) / "latest"
+        latest_target = latest.resolve() if latest.is_symlink() else None
+        rows = []
+        for results in runs:
+            try:
+                document = load(results)
+            except ResultsFormatError:
+                rows.append(f"| `{results.parent.name}` | unreadable | | | | |")
+                continue
+            counts = {}
+            for record in document.records:
+                counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            command = " ".join(document.sessions[0].get("command", [])) if document.sessions else ""
+            mark = " (latest)" if latest_target == results.parent.resolve() else ""
+            rows.append(f"| [`{results.parent.name}`](runs/{results.parent.name}/report.md){mark} | "
+                        f"{'yes' if document.complete else '**no**'} | {len(document.records)} | "
+                        f"{counts.get('passed', 0) + counts.get('xfailed', 0)} | "
+                        f"{counts.get('failed', 0) + counts.get('error', 0) + counts.get('xpassed', 0)} | "
+                        f"`{command}` |")
+        text = ["# ntk-harness runs", "",
+                "Every session writes its own run directory; `latest` points to the last complete one.", "",
+                "| run | complete | cases | passed | failed | command |", "|---|---|---|---|---|---|", *rows, ""]
+        atomic_write_text(Path(directory) / "index.md", "\n".join(text))

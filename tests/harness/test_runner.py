@@ -117,3 +117,15 @@ def test_without_resume_nothing_is_stored(folder, tmp_path):
     case = load_cases(folder / "cases.toml")[2]
     record = run_case(case, RunOptions(cache_dir=tmp_path))
     assert record.outcome == "passed" and not (tmp_path / "records").exists()
+
+
+def test_resume_key_changes_when_the_users_implementation_changes(folder, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "user_impl.py").write_text(
+        "from harness.ntk.jacobian import jacobian_ntk\ndef ntk(f, params, x1, x2):\n    return jacobian_ntk(f, params, x1, x2)\n")
+    case = load_cases(folder / "cases.toml")[0]
+    options = RunOptions(cache_dir=tmp_path, resume=True, implementation="user_impl:ntk")
+    before = resume_key(case, options)
+    (tmp_path / "user_impl.py").write_text(
+        "from harness.ntk.jacobian import jacobian_ntk\ndef ntk(f, params, x1, x2):\n    return 2 * jacobian_ntk(f, params, x1, x2)\n")
+    assert resume_key(case, options) != before

@@ -56,17 +56,15 @@ from dataclasses import dataclass, field
 
 from harness.cases.schema import FieldError
 from harness.cases.sections import NetworkSection, doc
-from harness.constants import AGREEMENT_RTOL, DTYPE_NAMES
+from harness.constants import AGREEMENT_RTOL, DTYPE_NAMES, MODEL_INPUTS
 from harness.kinds.base import Kind
 
-#: Agreement tolerance by dtype: max|K - K_ref| / max|K_ref|.
-DEFAULT_RTOL = AGREEMENT_RTOL
 
 #: The call shapes an implementation is checked in (module docstring).
 CALL_SHAPES = ("cross", "self", "equal", "single", "square", "containing", "duplicates")
 
-#: Inputs of a user's model: Gaussian, or scikit-learn's bundled digits (no download).
-MODEL_INPUTS = ("gaussian", "digits")
+#: scikit-learn's bundled digits (the inputs of a user's model may be drawn from them).
+DIGITS_IMAGES = 1797
 
 
 
@@ -94,9 +92,9 @@ class AgreementSection:
     def tolerance(self, dtype_name: str) -> float:
         """The case's rtol, or the default of ``dtype_name``; never below the default of a
         dtype that overrides the case's own (``--ntk-dtype float32`` on a float64 case)."""
-        rtol = self.rtol if self.rtol is not None else DEFAULT_RTOL[dtype_name]
+        rtol = self.rtol if self.rtol is not None else AGREEMENT_RTOL[dtype_name]
         if dtype_name != self.dtype:
-            rtol = max(rtol, DEFAULT_RTOL[dtype_name])
+            rtol = max(rtol, AGREEMENT_RTOL[dtype_name])
         return rtol
 
 
@@ -141,6 +139,10 @@ class AgreementKind(Kind):
 
     def validate(self, case) -> None:
         network, model = case.sections["network"], case.sections["model"]
+        section = case.sections["agreement"]
+        if model is not None and model.inputs == "digits" and max(section.inputs, section.other_inputs) > DIGITS_IMAGES:
+            raise FieldError("agreement.inputs", f"digits has {DIGITS_IMAGES} images; inputs {section.inputs} and "
+                                                 f"other_inputs {section.other_inputs} asked")
         if (network is None) == (model is None):
             raise FieldError("network", "give exactly one of [case.network] (the harness's MLP) and [case.model] "
                                         "(a model factory)")

@@ -163,16 +163,23 @@ def mlp_subject(network, section: AgreementSection, device: torch.device) -> Sub
 def model_subject(model: ModelSection, section: AgreementSection, device: torch.device, base_dir: Path) -> Subject:
     """A user's model: network 0 is the factory's draw under ``network_seed(seed, 0)`` and gives
     the fixed tensors (frozen parameters, buffers) of every network; network m's trainable
-    parameters are the factory's draw under ``network_seed(seed, m)``."""
-    from harness.models import ModelError, ModelFunction, load_factory, make_model, make_model_inputs
+    parameters are the factory's draw under ``network_seed(seed, m)``. Anything the model does
+    wrong (its factory, its forward pass, its inputs) is one line naming the case's model."""
+    from harness.models import ModelError
 
     try:
-        factory = load_factory(model.factory, base_dir)
-        modules = [make_model(factory, model.kwargs, seed=network_seed(section.seed, m), dtype=torch.float64,
-                              device=device) for m in range(section.networks)]
-        f = ModelFunction(modules[0], model.input_shape, parameters=model.parameters, label=model.factory)
+        return _model_subject(model, section, device, base_dir)
     except ModelError as exc:
         raise ImplementationError(f"[case.model] {exc}") from exc   # the case cannot run: one line
+
+
+def _model_subject(model: ModelSection, section: AgreementSection, device: torch.device, base_dir: Path) -> Subject:
+    from harness.models import ModelFunction, load_factory, make_model, make_model_inputs
+
+    factory = load_factory(model.factory, base_dir)
+    modules = [make_model(factory, model.kwargs, seed=network_seed(section.seed, m), dtype=torch.float64,
+                          device=device) for m in range(section.networks)]
+    f = ModelFunction(modules[0], model.input_shape, parameters=model.parameters, label=model.factory)
     per_network = [ModelFunction(module, model.input_shape, parameters=model.parameters,
                                  label=model.factory).initial_parameters() for module in modules]
     stacked64 = {name: torch.stack([p[name] for p in per_network]) for name in f.parameter_names}

@@ -20,6 +20,7 @@ from harness.kinds.base import KindOutcome
 from harness.kinds.dispersion import KIND, DispersionExpectation
 from harness.constants import AGREEMENT_RTOL, REFERENCE_IMPLEMENTATION
 from harness.montecarlo import MemoryBudgetError, NTKSamples, differential_check, sample_ntk
+from harness.networks import MLP
 from harness.ntk.registry import ImplementationError, get_implementation
 from harness.options import RunOptions
 from harness.records import Check, Interval, Timing
@@ -62,6 +63,11 @@ def run(case, options: RunOptions) -> KindOutcome:
     outcome = KindOutcome(implementation=implementation_name, device=str(device), dtype=dtype_name,
                           seed=sampling.seed)
     x, cosines = make_inputs(inputs, architecture.input_dim)
+    reason = get_implementation(implementation_name).supports(MLP(architecture))
+    if reason is not None:   # the implementation says it cannot: skipped, never passed
+        outcome.skipped = reason
+        outcome.timing = Timing(total_seconds=time.perf_counter() - total_start)
+        return outcome
     try:
         samples = _sample(architecture, x, sampling, implementation_name, dtype_name, device, options)
     except (ImplementationError, MemoryBudgetError) as exc:
@@ -84,8 +90,9 @@ def run(case, options: RunOptions) -> KindOutcome:
     diagonal_law = network.activation == "relu" and network.sigma_b2 == 0
     joint_entries = list(range(1 if diagonal_law else 0, samples.row.shape[1]))
     families = [name for name, present in (
-        ("exact", "exact" in expect.reference and diagonal_law),
-        ("joint", "exact" in expect.reference and bool(joint_entries)),
+        ("exact", "exact" in expect.reference and diagonal_law and bool(expect.statistics or expect.goodness_of_fit)),
+        ("joint", "exact" in expect.reference and bool(joint_entries)
+         and bool(expect.other_statistics or expect.goodness_of_fit)),
         ("infinite-width", "infinite-width" in expect.reference)) if present]
     alpha_family = expect.false_alarm_rate / max(len(families), 1)
     alpha_exact = alpha_family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
@@ -106,7 +113,7 @@ def run(case, options: RunOptions) -> KindOutcome:
     if "exact" in expect.reference and diagonal_law and finite_rows.shape[0] >= 2:
         outcome.checks += _exact_checks(law, finite_rows[:, 0], result.diagonal, expect, alpha_exact, sampling.seed,
                                         options)
-        if expect.power:
+        if expect.power and expect.statistics:
             # the scale error Theta -> c Theta this case's diagonal checks catch with probability 0.9
             detectable = reference.case_minimum_detectable_scale(
                 law, finite_rows.shape[0], alpha_family, tuple(expect.statistics), expect.goodness_of_fit,
@@ -140,12 +147,19 @@ def _differential_check(architecture, x, samples: NTKSamples, sampling, implemen
     (:func:`harness.montecarlo.differential_check`): exact checking at the case's depth, width,
     inputs and call shape, whatever the statistics say."""
     rtol = AGREEMENT_RTOL[dtype_name]
-    found = differential_check(
-        architecture, x, samples.row, seed=sampling.seed, implementation=get_implementation(implementation_name),
-        reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolve_dtype(dtype_name),
-        draw_dtype=resolve_dtype(sampling.draw_dtype), device=device,
-        networks=sampling.differential_networks or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
-            DIFFERENTIAL_FRACTION * sampling.networks))))
+    networks = sampling.differential_networks or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
+        DIFFERENTIAL_FRACTION * sampling.networks)))
+    name = f"agrees with {REFERENCE_IMPLEMENTATION} on {networks} of its networks (differential)"
+    try:
+        found = differential_check(
+            architecture, x, samples.row, seed=sampling.seed, implementation=get_implementation(implementation_name),
+            reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolve_dtype(dtype_name),
+            draw_dtype=resolve_dtype(sampling.draw_dtype), device=device, networks=networks)
+    except ImplementationError as exc:   # the statistics above stay; this check says what went wrong
+        return (Check(name, False, expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
+                      detail=str(exc)),
+                DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=0, max_relative_error=float("nan"),
+                                   rtol=rtol, worst=str(exc)))
     result = DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=found.networks,
                                 max_relative_error=found.max_relative_error, rtol=rtol, worst=found.worst,
                                 seconds=found.seconds)

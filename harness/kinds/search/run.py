@@ -166,7 +166,6 @@ def run(case, options: RunOptions) -> KindOutcome:
                     f"NTK implementation {spec!r} disagrees; the smallest failing example after shrinking "
                     f"({tried} examples tried, seed {section.seed}): {entry.failure}\n"
                     f"Paste this case into a case file to replay it:\n{entry.counterexample}")))
-    torch.set_grad_enabled(True)
     outcome.result = result
     outcome.timing = Timing(total_seconds=time.perf_counter() - start,
                             ntk_seconds=sum(i.seconds for i in result.implementations))
