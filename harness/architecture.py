@@ -123,3 +123,13 @@ class Architecture:
             "parametrization": self.parametrization, "depth_to_width": self.depth_to_width,
             "parameter_count": self.parameter_count(),
         }
+
+    @classmethod
+    def from_record(cls, value: dict) -> Architecture:
+        """The architecture of a :meth:`to_record` block (derived fields are recomputed)."""
+        return cls(
+            widths=(int(value["input_dim"]),) + tuple(int(n) for n in value["hidden_widths"]),
+            sigma_w2=float(value["sigma_w2"]), sigma_b2=float(value.get("sigma_b2", 0.0)),
+            activation=value.get("activation", "relu"), trainable_bias=bool(value.get("trainable_bias", True)),
+            parametrization=value.get("parametrization", "standard"), output_dim=int(value.get("output_dim", 1)),
+        )

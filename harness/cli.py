@@ -7,11 +7,12 @@
 
 ``measure`` and ``run`` take the run options of :mod:`harness.options` (``--ntk-device``,
 ``--ntk-dtype``, ``--ntk-impl``, ``--ntk-cache-dir``, ``--ntk-memory-budget``,
-``--ntk-timeout``), the same as pytest's, and run every case through
+``--ntk-timeout``, ``--ntk-resume``), the same as pytest's, and run every case through
 :func:`harness.runner.run_case`, the runner the pytest plugin uses. ``run --json`` prints a
 results document (the format of results.json) that ``ntk-harness report`` reads.
 
-Exit status: 0 all checks passed, 1 a check failed or a case could not run, 2 bad input
+Exit status: 0 all checks passed (skipped cases, as in pytest, do not fail the run; the
+summary line counts them), 1 a check failed or a case could not run, 2 bad input
 (a one-line message naming the argument or key; no traceback), 130 interrupted.
 Like ``python -m pytest``, the current directory is on the import path, so
 ``--ntk-impl my_ntk:my_ntk`` finds ``./my_ntk.py``.
@@ -125,6 +126,12 @@ def _run_and_print(case, options, as_json: bool, root: Path):
     return record
 
 
+def _nothing_unexpected(record) -> bool:
+    """Passed, failed as a strict expected failure, or skipped (as in pytest, a skipped case,
+    e.g. one the implementation says it does not support, does not fail the run)."""
+    return record.passed or record.outcome == "skipped"
+
+
 def _measure(args, argv) -> int:
     from harness.cases.schema import assign_ids, expand_case
     from harness.kinds import KINDS
@@ -145,7 +152,7 @@ def _measure(args, argv) -> int:
     record = _run_and_print(cases[0], options, args.json, Path.cwd())
     if args.json:
         print(_document([record], started, True, argv).dumps(), end="")
-    return 0 if record.passed else 1
+    return 0 if _nothing_unexpected(record) else 1
 
 
 def _collect_files(paths: list[Path]) -> list[Path]:
@@ -223,7 +230,7 @@ def _run(args, argv) -> int:
         return 130
     if bad_files:
         return 2
-    return 0 if all(r.passed for r in records) else 1
+    return 0 if all(_nothing_unexpected(r) for r in records) else 1
 
 
 def _unknown_leading_flag(argv: list[str]) -> str | None:

@@ -210,7 +210,8 @@ def differential_check(
     device = torch.device(device)
     start = time.perf_counter()
     f = MLP(architecture)
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), subset_seed])).permutation(rows.shape[0])
+    # Three words, so never equal to a network's two-word [seed, index] key.
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), subset_seed, 1])).permutation(rows.shape[0])
     order = order[:max(1, min(int(networks), rows.shape[0]))]
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     x64 = torch.as_tensor(inputs, dtype=torch.float64, device=device)

@@ -72,7 +72,8 @@ RUN_OPTIONS = (
            metavar="DTYPE"),
     Option("impl", "NTK implementation for every case: a built-in name, an entry-point name or "
                    "package.module:function (default: each case's own)", metavar="SPEC"),
-    Option("cache-dir", "cache of calibrated acceptance intervals (default: $NTK_HARNESS_CACHE_DIR or "
+    Option("cache-dir", "cache of calibrated acceptance intervals and of the records --ntk-resume reuses "
+                        "(default: $NTK_HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/ntk-harness, else "
                         "~/.cache/ntk-harness)", metavar="DIR"),
     Option("memory-budget", f"memory budget of one chunk of networks in MiB (default {DEFAULT_MEMORY_BUDGET_MIB})",
            default=DEFAULT_MEMORY_BUDGET_MIB, metavar="MIB"),

@@ -23,8 +23,9 @@ statistic of the measured rows and of the exact rows. Each d_j is standardized b
 standard deviation over the permutations, and the test statistic is T = max_j |d_j| /
 sd_j: one test for all entries, whose permutation distribution carries their correlation
 exactly (rows are permuted whole), so no Bonferroni split between entries is needed.
-The p-value is (1 + #{b: T_b >= T}) / (1 + B) over B permutations (a Monte Carlo
-permutation test, exactly valid for any B).
+The p-value is (1 + #{b: T_b >= T}) / (1 + B) over B permutations, with sd_j taken over
+the observed and the B permuted differences together (a Monte Carlo permutation test,
+exactly valid for any B: the observed T is exchangeable with the permuted ones).
 
 KS: :func:`ks_entries` returns scipy's two-sample KS p-value of each entry (exact null
 distribution for small samples, asymptotic otherwise); with atoms (dead networks) it is
@@ -109,7 +110,8 @@ def permutation_tests(measured, exact, statistics=STATISTICS, permutations: int 
                 for statistic in statistics}
 
     observed = differences_of(stacked[:s].sum(axis=0))
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E57]))
+    # Three words, so never equal to a network's two-word [seed, index] key.
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E57, 1]))
     permuted: dict[str, list[np.ndarray]] = {statistic: [] for statistic in statistics}
     done = 0
     while done < permutations:
@@ -125,8 +127,12 @@ def permutation_tests(measured, exact, statistics=STATISTICS, permutations: int 
         a, b = observed[statistic]
         difference = a - b
         differences = np.concatenate(permuted[statistic])                  # [B, k]
+        # The spread is a symmetric function of all B + 1 differences (the observed one
+        # included), so under the null the observed T is exchangeable with the B permuted ones
+        # and the p-value below is exactly valid for any B.
+        everything = np.concatenate([difference[None, :], differences])   # [B + 1, k]
         with np.errstate(invalid="ignore"):
-            spread = np.nanstd(differences, axis=0) if np.any(np.isfinite(differences)) else np.zeros(k)
+            spread = np.nanstd(everything, axis=0) if np.any(np.isfinite(everything)) else np.zeros(k)
         spread = np.where(spread > 0, spread, np.inf)                     # a constant entry carries no evidence
         with np.errstate(invalid="ignore"):
             standardized = np.abs(difference) / spread

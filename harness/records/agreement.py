@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from harness.architecture import Architecture
 from harness.records.base import KindResult, number
-from harness.records.dispersion import _architecture_from_record
 from harness.records.format import fmt, verdict
 
 
@@ -127,7 +126,7 @@ class AgreementResult(KindResult):
         return cls(networks=int(value["networks"]), inputs=int(value["inputs"]),
                    other_inputs=int(value["other_inputs"]), rtol=number(value["rtol"]),
                    implementations=[ImplementationAgreement.from_record(i) for i in value["implementations"]],
-                   architecture=_architecture_from_record(value["architecture"]) if value.get("architecture") else None,
+                   architecture=Architecture.from_record(value["architecture"]) if value.get("architecture") else None,
                    model=ModelDescription.from_record(value["model"]) if value.get("model") else None,
                    call_shapes=list(value.get("call_shapes") or []))
 

@@ -21,15 +21,6 @@ from harness.records.figures import Figure, Panel, Series
 from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
 
 
-def _architecture_from_record(value: dict) -> Architecture:
-    return Architecture(
-        widths=(int(value["input_dim"]),) + tuple(int(n) for n in value["hidden_widths"]),
-        sigma_w2=float(value["sigma_w2"]), sigma_b2=float(value.get("sigma_b2", 0.0)),
-        activation=value.get("activation", "relu"), trainable_bias=bool(value.get("trainable_bias", True)),
-        parametrization=value.get("parametrization", "standard"), output_dim=int(value.get("output_dim", 1)),
-    )
-
-
 @dataclass
 class EntryResult:
     """Statistics of one NTK entry Theta(x_0, x_j) over the networks, and its theory.
@@ -192,7 +183,7 @@ class DispersionResult(KindResult):
     @classmethod
     def from_record(cls, value: dict) -> DispersionResult:
         return cls(
-            architecture=_architecture_from_record(value["architecture"]),
+            architecture=Architecture.from_record(value["architecture"]),
             input_norm_sq=number(value["input_norm_sq"]), networks=int(value["networks"]),
             entries=[EntryResult.from_record(e) for e in value["entries"]],
             nonfinite=int(value.get("nonfinite", 0)), parameter_count=int(value.get("parameter_count", 0)),

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from harness.architecture import Architecture
 from harness.records.base import Estimate, Interval, KindResult, number
-from harness.records.dispersion import _architecture_from_record
 from harness.records.figures import Figure, MatrixPanel, Panel, Series
 from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
 
@@ -218,7 +217,7 @@ class TrainingResult(KindResult):
     @classmethod
     def from_record(cls, value: dict) -> TrainingResult:
         return cls(
-            architecture=_architecture_from_record(value["architecture"]), optimizer=value["optimizer"],
+            architecture=Architecture.from_record(value["architecture"]), optimizer=value["optimizer"],
             learning_rate=number(value["learning_rate"]), steps=int(value["steps"]),
             batch_size=int(value["batch_size"]), loss=value["loss"], dataset=value["dataset"],
             normalization=value.get("normalization", "unit_norm"), probe_size=int(value["probe_size"]),

@@ -94,7 +94,7 @@ def run(case, options: RunOptions) -> KindOutcome:
         subject = model_subject(case.sections["model"], section, device, Path(case.source).parent)
     else:
         subject = mlp_subject(case.sections["network"], section, device)
-    selected = options.implementation or case.implementation
+    selected = options.implementation or case.implementation   # None: every built-in
     specs = [selected] if selected is not None else list(BUILTINS)
     outcome = KindOutcome(implementation=selected or ",".join(specs), device=str(device), dtype=dtype_name,
                           seed=section.seed)

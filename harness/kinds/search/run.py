@@ -123,7 +123,7 @@ def run(case, options: RunOptions) -> KindOutcome:
     dtype_name = options.dtype or section.dtype
     dtype = resolve_dtype(dtype_name)
     device = resolve_device(options.device if options.device is not None else section.device)
-    selected = options.implementation or case.implementation
+    selected = options.implementation or case.implementation   # None: every built-in
     specs = [selected] if selected is not None else list(BUILTINS)
     outcome = KindOutcome(implementation=selected or ",".join(specs), device=str(device), dtype=dtype_name,
                           seed=section.seed)
