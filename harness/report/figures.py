@@ -25,6 +25,7 @@ KNOWN = {
     "dispersion_vs_correlation.png": "no dispersion case measured off-diagonal entries "
                                      "(inputs.inner_products with 2 or more values)",
     "training_relative_change.png": "no training case ran",
+    "training_claim3.png": "no phase comparison (claim 3) ran",
     "ntk_matrices.png": "no training case recorded probe NTK matrices",
     "benchmarks.png": "no benchmarks ran in this session or were given",
 }

@@ -1,5 +1,5 @@
 """Speed of the reference computations (pytest-benchmark; one round each, nothing about
-time is asserted, only that the results are sane).  Full-size numbers: reference/NOTES.md.
+time is asserted, only that the results are sane).  Full-size numbers: docs/measurements/scripts/reference_timings.py.
 
     pytest tests/reference/test_reference_benchmarks.py --benchmark-only
 """
