@@ -106,12 +106,19 @@ class ResultsDocument:
 
 
 def load(path: str | Path) -> ResultsDocument:
-    """Read and validate a results.json; errors name the path and what was expected."""
+    """Read and validate a results.json (or a gzip-compressed ``results.json.gz``, as the
+    paper-size reports ship); errors name the path and what was expected."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ResultsFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rt", encoding="utf-8") as stream:
+                text = stream.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (OSError, EOFError) as exc:
+        raise ResultsFormatError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:

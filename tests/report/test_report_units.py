@@ -117,6 +117,22 @@ def test_from_json_says_what_was_expected():
                                            "records": [{"passed": True}]}, "old.json")
 
 
+def test_a_gzip_compressed_results_file_reads_back_the_same_records(tmp_path):
+    """Paper-size runs ship results.json.gz (a 784-case sweep is 21 MB as JSON, 3.3 MB gzipped)."""
+    import gzip
+
+    document = _document(_dispersion("x[1]", 2.0, 4, 1.5, (1.4, 1.6)), _dispersion("x[2]", 1.0, 4, 1.1, (1.0, 1.2)))
+    plain, packed = tmp_path / "results.json", tmp_path / "results.json.gz"
+    plain.write_text(document.dumps())
+    packed.write_bytes(gzip.compress(document.dumps().encode()))
+    assert records.load(packed).to_json() == records.load(plain).to_json()
+    assert [r.case for r in records.load(packed).records] == ["x[1]", "x[2]"]
+    truncated = tmp_path / "cut.json.gz"
+    truncated.write_bytes(packed.read_bytes()[:40])
+    with pytest.raises(records.ResultsFormatError, match="cut.json.gz: cannot read"):
+        records.load(truncated)
+
+
 def test_baseline_reports_verdicts_changed_statistics_and_slower_benchmarks():
     old = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6), seed=1), _dispersion("b", 2.0, 4, 2.5, (2.3, 2.7)),
                     _dispersion("gone", 1.0, 2, 1.1, (1.0, 1.2)), bench=[_bench("fast", 1e-3), _bench("same", 1e-3)])
@@ -260,9 +276,15 @@ def test_every_shipped_results_file_validates_against_the_json_schema():
     from pathlib import Path
 
     jsonschema, schema = _schema_validator()
-    shipped = sorted((Path(__file__).resolve().parents[2] / "reports").rglob("results.json"))
+    reports = Path(__file__).resolve().parents[2] / "reports"
+    shipped = sorted(reports.rglob("results.json")) + sorted(reports.rglob("results.json.gz"))
     assert shipped, "no results.json under reports/"
     for path in shipped:
-        document = json.loads(path.read_text())
+        if path.suffix == ".gz":
+            import gzip
+
+            document = json.loads(gzip.decompress(path.read_bytes()))
+        else:
+            document = json.loads(path.read_text())
         jsonschema.validate(document, schema)
         assert records.load(path).records, path
