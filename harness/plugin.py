@@ -192,7 +192,12 @@ class DiagnosisSummary:
     """At the end of the session, each diagnosis the failed cases share, once, with the cases
     (e.g. "It equals the reference without every bias" for 11 agreement cases)."""
 
-    PATTERN = r"(It equals the [^.]*\.|\w[^.|]* returned (?:NaN|infinity) at entries)"
+    #: "It equals the reference without every bias." (agreement's diagnosis of a missing group)
+    EQUALS = r"It equals the .*?(?=[:;|]|\.\s|\.$|$)"
+    #: "NTK implementation 'x': network 0: K[cross] returned NaN at entries ..." (agreement) and
+    #: "NTK implementation 'x' returned NaN at entries [network 3, entry 0]" (Monte Carlo): one
+    #: diagnosis per implementation and kind of value, whatever the network, call or entry
+    NONFINITE = r"NTK implementation ('[^']+').*? returned (NaN|infinity) at entries"
 
     def __init__(self):
         self.cases: dict[str, list[str]] = {}
@@ -209,7 +214,10 @@ class DiagnosisSummary:
         found = set()
         for check in record.get("checks") or []:
             if not check.get("passed"):
-                found |= set(re.findall(self.PATTERN, check.get("detail") or ""))
+                detail = check.get("detail") or ""
+                found |= {f"{text}." for text in re.findall(self.EQUALS, detail)}
+                found |= {f"NTK implementation {name} returned {what}."
+                          for name, what in re.findall(self.NONFINITE, detail)}
         for diagnosis in found:
             self.cases.setdefault(diagnosis, []).append(record.get("case", report.nodeid))
 

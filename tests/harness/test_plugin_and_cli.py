@@ -130,3 +130,44 @@ def test_run_executes_case_files_outside_pytest(case_dir):
     records = json.loads(result.stdout)["records"]
     assert [r["case"] for r in records] == ["tiny[chaotic-w8-L3-s2.5]", "tiny[ordered-w8-L3-s1]"]  # by node id
     assert all(r["passed"] for r in records)
+
+
+AGREEMENT = """
+[[case]]
+name = "small"
+kind = "agreement"
+
+[case.network]
+width = [3, 4]
+depth = 2
+sigma_w2 = 2.0
+
+[case.agreement]
+networks = 2
+inputs = 3
+other_inputs = 2
+call_shapes = ["cross"]
+"""
+
+
+@pytest.mark.parametrize("broken, diagnosis", [
+    ("drops_biases", "It equals the reference without every bias."),
+    ("returns_nan", "NTK implementation 'tests.ntk.broken:returns_nan' returned NaN."),
+])
+def test_a_diagnosis_shared_by_several_failed_cases_is_listed_once_at_the_end(tmp_path, broken, diagnosis):
+    """Two agreement cases fail for one reason: each failure table carries the diagnosis, and the
+    end of the session lists it once with both cases (not once more per case)."""
+    import os
+
+    (tmp_path / "agree.toml").write_text(AGREEMENT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "agree.toml", "-q",
+                             "--ntk-impl", f"tests.ntk.broken:{broken}"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600, env=env)
+    out = result.stdout
+    assert result.returncode == 1 and "2 failed" in out, out + result.stderr
+    tail = out.split("ntk-harness: diagnoses shared by several failed cases", 1)
+    assert len(tail) == 2, out
+    lines = [line for line in tail[1].splitlines() if " cases: " in line]
+    assert len(lines) == 1 and lines[0].startswith(diagnosis), tail[1]
+    assert "2 cases: small[L2-w3" in lines[0] and "small[L2-w4" in lines[0], lines[0]
