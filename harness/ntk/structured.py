@@ -97,28 +97,36 @@ def _inputs_and_deltas(mlp: MLP, params: Mapping[str, torch.Tensor], x: torch.Te
     return inputs, deltas[::-1], num_outputs
 
 
-def structured_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
-                   x2: torch.Tensor) -> torch.Tensor:
-    """Empirical NTK of an MLP by layer-wise factorization; [N1, N2] for O = 1, else [N1, N2, O, O]."""
+def _layers(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor, x2: torch.Tensor):
+    """Per layer k: (the input factor ``s_k^2 <x^{k-1}(x1_a), x^{k-1}(x2_b)> + t^2 [bias]`` [N1, N2],
+    the deltas of x1 [O, N1, n_k], the deltas of x2 [O, N2, n_k]); the deltas are the same
+    tensor object when x2 is x1."""
     if not isinstance(f, MLP):
         raise _not_supported(f)
     weight_scales, bias_scale = _scales(f)
-    inputs1, deltas1, num_outputs = _inputs_and_deltas(f, params, x1, weight_scales)
+    inputs1, deltas1, _ = _inputs_and_deltas(f, params, x1, weight_scales)
     if x2 is x1:
         inputs2, deltas2 = inputs1, deltas1
     else:
         inputs2, deltas2, _ = _inputs_and_deltas(f, params, x2, weight_scales)
-    theta = None
     for k in range(f.num_layers):
         layer_factor = inputs1[k] @ inputs2[k].T  # [N1, N2]
         if weight_scales[k] != 1.0:
             layer_factor = layer_factor * weight_scales[k] ** 2
         if f"layers.{k}.bias" in params:
             layer_factor = layer_factor + bias_scale**2
-        if num_outputs == 1:
-            term = (deltas1[k][0] @ deltas2[k][0].T) * layer_factor
+        yield layer_factor, deltas1[k], deltas2[k]
+
+
+def structured_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: torch.Tensor,
+                   x2: torch.Tensor) -> torch.Tensor:
+    """Empirical NTK of an MLP by layer-wise factorization; [N1, N2] for O = 1, else [N1, N2, O, O]."""
+    theta = None
+    for layer_factor, d1, d2 in _layers(f, params, x1, x2):
+        if d1.shape[0] == 1:
+            term = (d1[0] @ d2[0].T) * layer_factor
         else:
-            term = torch.einsum("ian,jbn->abij", deltas1[k], deltas2[k]) * layer_factor[:, :, None, None]
+            term = torch.einsum("ian,jbn->abij", d1, d2) * layer_factor[:, :, None, None]
         theta = term if theta is None else theta + term
     return theta
 
@@ -135,23 +143,10 @@ def structured_trace_ntk(f: Callable, params: Mapping[str, torch.Tensor], x1: to
     it equals :func:`structured_ntk`. Example: width 300, depth 20, O = 10, N1 = N2 = 100
     costs about 2 GFLOP for the backward pass and 0.6 GFLOP for the Grams (no Jacobian).
     """
-    if not isinstance(f, MLP):
-        raise _not_supported(f)
-    weight_scales, bias_scale = _scales(f)
-    inputs1, deltas1, num_outputs = _inputs_and_deltas(f, params, x1, weight_scales)
-    if x2 is x1:
-        inputs2, deltas2 = inputs1, deltas1
-    else:
-        inputs2, deltas2, _ = _inputs_and_deltas(f, params, x2, weight_scales)
     theta = None
-    for k in range(f.num_layers):
-        layer_factor = inputs1[k] @ inputs2[k].T  # [N1, N2]
-        if weight_scales[k] != 1.0:
-            layer_factor = layer_factor * weight_scales[k] ** 2
-        if f"layers.{k}.bias" in params:
-            layer_factor = layer_factor + bias_scale**2
-        d1 = deltas1[k].permute(1, 0, 2).reshape(x1.shape[0], -1)  # [N1, O * n_l]
-        d2 = d1 if deltas2 is deltas1 else deltas2[k].permute(1, 0, 2).reshape(x2.shape[0], -1)
+    for layer_factor, deltas1, deltas2 in _layers(f, params, x1, x2):
+        d1 = deltas1.permute(1, 0, 2).reshape(x1.shape[0], -1)  # [N1, O * n_l]
+        d2 = d1 if deltas2 is deltas1 else deltas2.permute(1, 0, 2).reshape(x2.shape[0], -1)
         term = (d1 @ d2.T) * layer_factor
         theta = term if theta is None else theta + term
     return theta

@@ -225,17 +225,8 @@ class DispersionResult(KindResult):
     @classmethod
     def figures(cls, records) -> list[Figure]:
         usable = [r for r in records if r.result is not None and r.result.diagonal.statistics.get("dispersion")]
-        figures = []
-        depth = _dispersion_vs_depth(usable)
-        if depth is not None:
-            figures.append(depth)
-        off_diagonal = _off_diagonal_vs_depth(usable)
-        if off_diagonal is not None:
-            figures.append(off_diagonal)
-        correlation = _dispersion_vs_correlation(usable)
-        if correlation is not None:
-            figures.append(correlation)
-        return figures
+        drawn = (_dispersion_vs_depth(usable), _off_diagonal_vs_depth(usable), _dispersion_vs_correlation(usable))
+        return [figure for figure in drawn if figure is not None]
 
 
 # ---------------------------------------------------------------------- figures

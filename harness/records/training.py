@@ -260,17 +260,8 @@ class TrainingResult(KindResult):
     @classmethod
     def figures(cls, records) -> list[Figure]:
         usable = [r for r in records if r.result is not None]
-        figures = []
-        change = _relative_change_figure(usable)
-        if change is not None:
-            figures.append(change)
-        matrices = _ntk_matrices_figure(usable)
-        if matrices is not None:
-            figures.append(matrices)
-        claim = _phase_comparison_figure(usable)
-        if claim is not None:
-            figures.append(claim)
-        return figures
+        drawn = (_relative_change_figure(usable), _ntk_matrices_figure(usable), _phase_comparison_figure(usable))
+        return [figure for figure in drawn if figure is not None]
 
     @classmethod
     def summaries(cls, records) -> list[tuple[str, str, list[str], list[list[str]]]]:

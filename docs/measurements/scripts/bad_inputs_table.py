@@ -15,37 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-GOOD = """
-[[case]]
-name = "good"
-kind = "agreement"
-implementation = "jacobian"
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
 
-[case.network]
-width = 3
-depth = 1
-sigma_w2 = 2.0
-
-[case.agreement]
-networks = 2
-inputs = 2
-other_inputs = 1
-call_shapes = ["cross"]
-"""
-
-DISPERSION = """
-[[case]]
-name = "{name}"
-kind = "dispersion"
-
-[case.network]
-width = {width}
-depth = {depth}
-sigma_w2 = {sigma_w2}
-
-[case.sampling]
-networks = 4
-"""
+from tests.harness.test_bad_inputs import DISPERSION, GOOD  # noqa: E402  (the test's own case files)
 
 HANGS = '''
 import time
@@ -111,8 +84,7 @@ def shown(output: str, command) -> str:
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[3]
-    env = dict(os.environ, PYTHONPATH=str(root))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     print("| input | exit | lines | first line (or summary) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
