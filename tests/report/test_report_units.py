@@ -227,6 +227,19 @@ def test_benchmark_json_is_read_and_a_wrong_file_is_refused(tmp_path):
         benchmarks.load(bad)
 
 
+def test_the_benchmark_table_shows_each_benchmarks_own_peak_memory():
+    """Model benchmarks measure the tensors of one call (peak_memory_bytes), the Monte Carlo
+    benchmark the process (peak_rss_mib): each row shows its own, with its unit."""
+    from harness.report.markdown import benchmarks_section
+
+    tensors = dict(_bench("model", 1e-3), extra_info={"peak_memory_bytes": 17510})
+    process = dict(_bench("runner", 2e-3), extra_info={"peak_rss_mib": 812.4})
+    text = "\n".join(benchmarks_section([tensors, process, _bench("plain", 3e-3)]))
+    rows = {line.split("|")[2].strip(): line.split("|")[-2].strip() for line in text.splitlines()
+            if line.startswith("| g ")}
+    assert rows == {"model": "17.1 KiB (tensors)", "runner": "812 MiB (RSS)", "plain": ""}
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True
