@@ -200,14 +200,23 @@ SLOW_CASES = CASES + textwrap.dedent("""
 """)
 
 SLOW_NTK = textwrap.dedent("""
+    import pathlib
     import time
     from harness.ntk.jacobian import jacobian_ntk
 
 
     def slow(f, params, x1, x2):
+        pathlib.Path("inside_slow").touch()   # the test signals only once the case is here
         time.sleep(600)
         return jacobian_ntk(f, params, x1, x2)
 """)
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"the run never entered the slow implementation (exit {process.poll()})"
 
 
 def _start(workdir: Path, cache: Path, *args: str) -> subprocess.Popen:
@@ -246,10 +255,10 @@ def test_an_interrupted_run_keeps_the_earlier_complete_report(slow_dir, interval
     earlier = latest_run(slow_dir / "D")
     before = {p.name: p.read_bytes() for p in earlier.iterdir()}
     process = _start(slow_dir, interval_cache, "small.toml", "--ntk-report-dir", "D")
-    _wait_for_passes(process, 3)          # the three small cases; now inside the slow one
-    time.sleep(1.0)
+    _wait_for_passes(process, 3)          # the three small cases
+    _wait_for_file(slow_dir / "inside_slow", process)   # now inside the slow one
     process.send_signal(signum)
-    output = process.communicate(timeout=120)[0]
+    output = process.communicate(timeout=300)[0]
     assert process.returncode == 2, output   # pytest's "interrupted"
     assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before, "the earlier report changed"
     assert latest_run(slow_dir / "D") == earlier
