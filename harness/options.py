@@ -77,12 +77,20 @@ RUN_OPTIONS = (
                         "~/.cache/ntk-harness)", metavar="DIR"),
     Option("memory-budget", f"memory budget of one chunk of networks in MiB (default {DEFAULT_MEMORY_BUDGET_MIB})",
            default=DEFAULT_MEMORY_BUDGET_MIB, metavar="MIB"),
-    Option("timeout", f"time limit of one case in seconds; 0: none (default {DEFAULT_TIMEOUT_SECONDS:g})",
-           default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS"),
+    Option("timeout", "time limit of one case in seconds; 0: none (default: the case's own `timeout` key, else "
+                      f"{DEFAULT_TIMEOUT_SECONDS:g})", metavar="SECONDS"),
     Option("resume", "reuse the record of every case an earlier run finished with the same case, options, "
                      "package versions and harness source (stored under the cache directory's records/), so an "
                      "interrupted sweep continues where it stopped", action="store_true", default=False),
 )
+
+
+def case_timeout(options: RunOptions, case_timeout_seconds: float | None) -> float:
+    """The time limit of one case: ``--ntk-timeout`` when given, else the case's own ``timeout``,
+    else :data:`DEFAULT_TIMEOUT_SECONDS` (0: no limit)."""
+    if options.timeout_seconds is not None:
+        return options.timeout_seconds
+    return case_timeout_seconds if case_timeout_seconds is not None else DEFAULT_TIMEOUT_SECONDS
 
 
 def add_to_pytest(group) -> None:
@@ -107,7 +115,7 @@ class RunOptions:
     implementation: str | None = None
     cache_dir: Path | None = None
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_MIB * 2**20
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    timeout_seconds: float | None = None   # None: the case's own ``timeout``, else DEFAULT_TIMEOUT_SECONDS
     resume: bool = False
     progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
 
@@ -148,8 +156,8 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     if budget is None or not 0 < budget < float("inf"):
         raise OptionError(f"--ntk-memory-budget: expected a number of MiB > 0, got {_shown(raw_budget)}")
     raw_timeout = get("ntk_timeout")
-    timeout = _number(raw_timeout)
-    if timeout is None or not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
+    timeout = None if raw_timeout is None else _number(raw_timeout)
+    if raw_timeout is not None and (timeout is None or not 0 <= timeout <= MAX_TIMEOUT_SECONDS):
         raise OptionError(f"--ntk-timeout: expected a number of seconds from 0 to {MAX_TIMEOUT_SECONDS:g} "
                           f"(0: no limit), got {_shown(raw_timeout)}")
     dtype = get("ntk_dtype")
@@ -162,7 +170,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     return RunOptions(
         device=device, dtype=dtype, implementation=get("ntk_impl"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
-        memory_budget_bytes=int(budget * 2**20), timeout_seconds=float(timeout), resume=bool(get("ntk_resume")),
+        memory_budget_bytes=int(budget * 2**20), timeout_seconds=None if timeout is None else float(timeout), resume=bool(get("ntk_resume")),
     )
 
 

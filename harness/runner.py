@@ -4,7 +4,8 @@ The pytest plugin (:mod:`harness.plugin`) and the command line (:mod:`harness.cl
 call :func:`run_case`, so the same case gives the same record (timings aside) whichever
 way it runs. The runner:
 
-- runs the case's kind under a time limit (``RunOptions.timeout_seconds``; SIGALRM, so the
+- runs the case's kind under a time limit (``--ntk-timeout``, else the case's own ``timeout``,
+  else 3600 s: :func:`harness.options.case_timeout`; SIGALRM, so the
   limit applies in the main thread of a Unix process: pytest, pytest-xdist workers and
   ``ntk-harness``; an outer SIGALRM timer that expires first, such as pytest-timeout's, stays
   in charge and gets its remaining time back; in another thread the case runs unbounded);
@@ -27,7 +28,7 @@ import time
 
 from harness.cases.schema import Case
 from harness.kinds import KINDS
-from harness.options import RunOptions
+from harness.options import RunOptions, case_timeout
 from harness.records import CaseRecord, Timing
 
 
@@ -217,7 +218,7 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     importlib.import_module(kind.run_module)
     start = time.perf_counter()
     try:
-        with time_limit(options.timeout_seconds, what):
+        with time_limit(case_timeout(options, case.timeout), what):
             outcome = kind.run(case, options)
     except _user_errors() as exc:
         record.outcome = "error"

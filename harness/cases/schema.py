@@ -9,6 +9,7 @@ A case file holds one or more ``[[case]]`` tables::
     implementation = "jacobian"  # optional NTK implementation (name or module:function)
     description = "..."          # optional
     expected_failure = "..."     # optional: a claim measured not to hold here (strict xfail)
+    timeout = 7200               # optional: this case's time limit in seconds when --ntk-timeout is not given
 
     [case.network]               # sections: each kind says which it takes
     depth = [2, 4, 8]            # a list for a scalar key is a sweep
@@ -54,6 +55,7 @@ CASE_KEYS = {
     "implementation": "an NTK implementation: a built-in name or 'package.module:function'",
     "description": "a string",
     "expected_failure": "the reason the case is expected to fail (a claim measured not to hold here, with the numbers)",
+    "timeout": "this case's time limit in seconds, used when --ntk-timeout is not given: a number > 0",
 }
 
 #: Sweeps larger than this are refused at collection (a typo like depth = range(10000) should
@@ -105,6 +107,7 @@ class Case:
     index: int = 0
     id: str = ""
     expected_failure: str | None = None
+    timeout: float | None = None
 
 
 # ---------------------------------------------------------------- type handling
@@ -342,6 +345,14 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
     expected_failure = raw.get("expected_failure")
     if expected_failure is not None and (not isinstance(expected_failure, str) or not expected_failure.strip()):
         raise fail(f"expected {CASE_KEYS['expected_failure']}, got {expected_failure!r}", "expected_failure")
+    timeout = raw.get("timeout")
+    if timeout is not None:
+        from harness.options import MAX_TIMEOUT_SECONDS
+
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+            raise fail(f"expected a number of seconds > 0 and <= {MAX_TIMEOUT_SECONDS:g} (this case's own time limit), "
+                       f"got {timeout!r}", "timeout")
+        timeout = float(timeout)
 
     sections = {k: v for k, v in raw.items() if k not in CASE_KEYS}
     allowed = kind.sections
@@ -387,7 +398,7 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
                 raise fail(f"{exc}{suffix}", name) from None
         case = Case(name=raw["name"], kind=kind_name, sections=built, source=source, markers=list(markers),
                     implementation=implementation, description=description, sweep=sweep, index=index,
-                    expected_failure=expected_failure)
+                    expected_failure=expected_failure, timeout=timeout)
         validate = getattr(kind, "validate", None)
         if validate is not None:
             try:

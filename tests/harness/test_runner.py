@@ -129,3 +129,48 @@ def test_resume_key_changes_when_the_users_implementation_changes(folder, tmp_pa
     (tmp_path / "user_impl.py").write_text(
         "from harness.ntk.jacobian import jacobian_ntk\ndef ntk(f, params, x1, x2):\n    return 2 * jacobian_ntk(f, params, x1, x2)\n")
     assert resume_key(case, options) != before
+
+
+SLEEPY = textwrap.dedent("""
+    [[case]]
+    name = "sleepy"
+    kind = "agreement"
+    implementation = "sleepy_ntk:sleepy"
+    timeout = {timeout}
+
+    [case.network]
+    sigma_w2 = 2.0
+    depth = 1
+    width = 3
+
+    [case.agreement]
+    networks = 2
+    inputs = 2
+    other_inputs = 1
+    call_shapes = ["cross"]
+""")
+
+
+@pytest.mark.parametrize("case_seconds, option_seconds, limit", [
+    (0.5, None, 0.5),      # the case's own limit when --ntk-timeout is not given
+    (3600, 0.5, 0.5),      # --ntk-timeout wins over the case's
+])
+def test_a_case_has_its_own_time_limit_unless_the_option_is_given(tmp_path, monkeypatch, case_seconds,
+                                                                  option_seconds, limit):
+    (tmp_path / "sleepy_ntk.py").write_text("import time\n\ndef sleepy(f, params, x1, x2):\n    time.sleep(30)\n")
+    (tmp_path / "sleepy.toml").write_text(SLEEPY.format(timeout=case_seconds))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (case,) = load_cases(tmp_path / "sleepy.toml")
+    assert case.timeout == case_seconds
+    record = run_case(case, RunOptions(cache_dir=tmp_path / "cache", timeout_seconds=option_seconds))
+    assert record.outcome == "error" and record.error == f"timed out after {limit:g} s in sleepy_ntk:sleepy"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "true", '"1h"'])
+def test_a_case_timeout_that_is_not_a_positive_number_is_refused_with_its_key(tmp_path, value):
+    from harness.cases.schema import CaseError
+
+    (tmp_path / "bad.toml").write_text(SLEEPY.format(timeout=value))
+    with pytest.raises(CaseError) as info:
+        load_cases(tmp_path / "bad.toml")
+    assert info.value.key == "timeout" and "expected a number of seconds > 0" in str(info.value)
