@@ -225,7 +225,14 @@ def _start(workdir: Path, cache: Path, *args: str) -> subprocess.Popen:
     env["NTK_HARNESS_PROGRESS"] = "0"
     return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--ntk-cache-dir",
                              str(cache), *args], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default disposition. A suite started as a background job
+    of a non-interactive shell (``pytest tests &``, as CI scripts may do) inherits SIGINT
+    ignored; Python then installs no KeyboardInterrupt handler and Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_passes(process: subprocess.Popen, count: int, timeout: float = 240) -> str:
