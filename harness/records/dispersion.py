@@ -330,12 +330,8 @@ def _off_diagonal_vs_depth(records, cosines=(0.9, 0.5, 0.0)) -> Figure | None:
                                                                   len(kv[1]), kv[0]))
     if len({rec.result.architecture.depth for rec in chosen}) < 2:
         return None
-    by_sigma = defaultdict(list)
-    for rec in chosen:
-        by_sigma[rec.result.architecture.sigma_w2].append(rec)
     panels = []
-    for sigma in sorted(by_sigma):
-        group = sorted(by_sigma[sigma], key=lambda rec: rec.result.architecture.depth)
+    for sigma, group in _by_sigma_w2_then_depth(chosen):
         panel = Panel(title=f"$\\sigma_w^2 = {sigma:g}$ ({group[0].phase})", xlabel="depth $L$",
                       ylabel=r"dispersion of $\Theta(x_0, x)$", yscale="log")
         for cosine in cosines:
@@ -374,6 +370,15 @@ def _off_diagonal_vs_depth(records, cosines=(0.9, 0.5, 0.0)) -> Figure | None:
                  "(Gaussian conditioning), estimated from the case's exact sample with ±2 standard errors."))
 
 
+def _by_sigma_w2_then_depth(records) -> list[tuple[float, list]]:
+    """[(sigma_w2, its records sorted by depth)] in increasing sigma_w2: one figure panel each."""
+    by_sigma = defaultdict(list)
+    for rec in records:
+        by_sigma[rec.result.architecture.sigma_w2].append(rec)
+    return [(sigma, sorted(by_sigma[sigma], key=lambda rec: rec.result.architecture.depth))
+            for sigma in sorted(by_sigma)]
+
+
 def _dispersion_vs_correlation(records) -> Figure | None:
     usable = [rec for rec in records if len(rec.result.entries) >= 2 and _uniform_width(rec.result.architecture)]
     if not usable:
@@ -382,12 +387,8 @@ def _dispersion_vs_correlation(records) -> Figure | None:
     for rec in usable:
         by_name[rec.name].append(rec)
     name, chosen = max(by_name.items(), key=lambda kv: (len(kv[1]), kv[0]))
-    by_sigma = defaultdict(list)
-    for rec in chosen:
-        by_sigma[rec.result.architecture.sigma_w2].append(rec)
     panels = []
-    for sigma in sorted(by_sigma):
-        group = sorted(by_sigma[sigma], key=lambda rec: rec.result.architecture.depth)
+    for sigma, group in _by_sigma_w2_then_depth(chosen):
         if len(group) > 4:   # at most 4 depths per panel, spread over the range, so that bars stay readable
             picks = sorted({round(i * (len(group) - 1) / 3) for i in range(4)})
             group = [group[i] for i in picks]
