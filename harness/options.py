@@ -170,7 +170,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     return RunOptions(
         device=device, dtype=dtype, implementation=get("ntk_impl"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
-        memory_budget_bytes=int(budget * 2**20), timeout_seconds=None if timeout is None else float(timeout), resume=bool(get("ntk_resume")),
+        memory_budget_bytes=int(budget * 2**20), timeout_seconds=timeout, resume=bool(get("ntk_resume")),
     )
 
 

@@ -105,20 +105,26 @@ class ResultsDocument:
                    benchmark_sources=list(document.get("benchmark_sources", [])))
 
 
-def load(path: str | Path) -> ResultsDocument:
-    """Read and validate a results.json (or a gzip-compressed ``results.json.gz``, as the
-    paper-size reports ship); errors name the path and what was expected."""
+def read_text(path: str | Path) -> str:
+    """The text of a results file: ``results.json``, or gzip-compressed ``results.json.gz`` (as
+    the paper-size reports ship); an unreadable file is a :class:`ResultsFormatError` naming it."""
     path = Path(path)
     try:
         if path.suffix == ".gz":
             import gzip
 
             with gzip.open(path, "rt", encoding="utf-8") as stream:
-                text = stream.read()
-        else:
-            text = path.read_text(encoding="utf-8")
+                return stream.read()
+        return path.read_text(encoding="utf-8")
     except (OSError, EOFError) as exc:
         raise ResultsFormatError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def load(path: str | Path) -> ResultsDocument:
+    """Read and validate a results.json or results.json.gz (:func:`read_text`); errors name the
+    path and what was expected."""
+    path = Path(path)
+    text = read_text(path)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
