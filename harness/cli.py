@@ -258,25 +258,37 @@ def main(argv: list[str] | None = None) -> int:
     from harness.checks_at_start import StartError
 
     try:
-        if args.command == "theory":
-            from harness import cli_theory
-
-            return cli_theory.main(args)
-        if args.command == "report":
-            from harness import cli_report
-
-            return cli_report.main(args)
-        if args.command == "measure":
-            return _measure(args, argv)
-        if args.command == "run":
-            return _run(args, argv)
+        code = _dispatch(args, argv)
+        sys.stdout.flush()   # a reader that went away shows here, inside the handlers, not at exit
+        return code
     except (CaseError, StartError, options_module.OptionError) as exc:
         print(f"ntk-harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ntk-harness {args.command}: interrupted", file=sys.stderr)
         return 130
-    parser.error(f"unknown command {args.command!r}")
+    except BrokenPipeError:
+        # the reader went away (ntk-harness theory ... | head): stop quietly; point stdout at
+        # devnull so that the interpreter's final flush does not raise again (Python's own recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(args, argv: list[str]) -> int:
+    if args.command == "theory":
+        from harness import cli_theory
+
+        return cli_theory.main(args)
+    if args.command == "report":
+        from harness import cli_report
+
+        return cli_report.main(args)
+    if args.command == "measure":
+        return _measure(args, argv)
+    if args.command == "run":
+        return _run(args, argv)
+    build_parser().error(f"unknown command {args.command!r}")
     return 2
 
 

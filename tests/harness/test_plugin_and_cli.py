@@ -171,3 +171,16 @@ def test_a_diagnosis_shared_by_several_failed_cases_is_listed_once_at_the_end(tm
     lines = [line for line in tail[1].splitlines() if " cases: " in line]
     assert len(lines) == 1 and lines[0].startswith(diagnosis), tail[1]
     assert "2 cases: small[L2-w3" in lines[0] and "small[L2-w4" in lines[0], lines[0]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`ntk-harness theory ... | head -1`: the reader has gone when the command writes (here it
+    closes the pipe before anything is written); the command stops quietly (exit 1, Python's
+    convention for EPIPE), without a BrokenPipeError traceback or "Exception ignored" at exit."""
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "theory", "--width", "20", "--depth", "10",
+                                "--sigma-w2", "3.0", "--samples", "200"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 1, stderr
+    assert stderr == "", stderr
