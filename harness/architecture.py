@@ -124,6 +124,21 @@ class Architecture:
             "parameter_count": self.parameter_count(),
         }
 
+    @staticmethod
+    def record_schema(defs: dict) -> dict:
+        """The JSON Schema of :meth:`to_record` (its form is not its fields: derived values are
+        written for readers, recomputed when read)."""
+        positive = {"type": "integer", "minimum": 1}
+        keys = ("input_dim", "hidden_widths", "depth", "output_dim", "sigma_w2", "sigma_b2", "activation",
+                "trainable_bias", "parametrization", "depth_to_width", "parameter_count")
+        return {"description": "a fully connected network and its initialization", "type": "object",
+                "required": list(keys), "additionalProperties": False, "properties": {
+                    "input_dim": positive, "hidden_widths": {"type": "array", "items": positive, "minItems": 1},
+                    "depth": positive, "output_dim": positive, "sigma_w2": {"type": "number", "exclusiveMinimum": 0},
+                    "sigma_b2": {"type": "number", "minimum": 0}, "activation": {"enum": list(ACTIVATIONS)},
+                    "trainable_bias": {"type": "boolean"}, "parametrization": {"enum": list(PARAMETRIZATIONS)},
+                    "depth_to_width": {"type": "number", "exclusiveMinimum": 0}, "parameter_count": positive}}
+
     @classmethod
     def from_record(cls, value: dict) -> Architecture:
         """The architecture of a :meth:`to_record` block (derived fields are recomputed)."""

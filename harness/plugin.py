@@ -117,8 +117,9 @@ class CaseFile(pytest.File):
             item = CaseItem.from_parent(self, name=case.id, case=case)
             for marker in list(KINDS[case.kind].markers) + case.markers:
                 item.add_marker(marker)
-            if case.expected_failure:
-                item.add_marker(pytest.mark.xfail(strict=True, reason=case.expected_failure, raises=CaseFailed))
+            reason = KINDS[case.kind].expected_failure(case)
+            if reason:
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason, raises=CaseFailed))
             yield item
 
 
@@ -149,6 +150,11 @@ class CaseFailed(Exception):
     """A case ran and a check failed; the message is the verdict table."""
 
 
+class CaseFailedUnexpectedly(Exception):
+    """A case with expected failures ran and a check NOT expected to fail failed: a plain failure
+    (not ``CaseFailed``, so that the strict xfail marker does not count it as expected)."""
+
+
 class CaseErrored(Exception):
     """A case could not run (a device, an implementation, data, memory or time); one line."""
 
@@ -176,11 +182,13 @@ class CaseItem(pytest.Item):
             raise CaseErrored(f"case {record.case}: {record.error}")
         if record.outcome == "skipped":
             pytest.skip(record.error)
-        if not record.checks_passed:
+        if record.outcome == "xfailed":
             raise CaseFailed(format_record(record))
+        if record.outcome == "failed":
+            raise (CaseFailedUnexpectedly if record.expected_failure else CaseFailed)(format_record(record))
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, (CaseFailed, CaseErrored)):
+        if isinstance(excinfo.value, (CaseFailed, CaseFailedUnexpectedly, CaseErrored)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 

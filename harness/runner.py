@@ -231,13 +231,32 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     record.implementation = outcome.implementation
     record.device, record.dtype, record.seed = outcome.device, outcome.dtype, outcome.seed
     record.timing = outcome.timing
-    record.expected_failure = outcome.expected_failure or case.expected_failure
-    passed = outcome.passed
+    record.expected_failure = outcome.expected_failure or kind.expected_failure(case)
+    record.outcome = decide_outcome(outcome.checks, case_expected_failure=outcome.expected_failure
+                                    or case.expected_failure, skipped=outcome.skipped is not None)
     if outcome.skipped is not None:
-        record.outcome = "skipped"
         record.error = outcome.skipped
-    elif record.expected_failure:
-        record.outcome = "xpassed" if passed else "xfailed"
-    else:
-        record.outcome = "passed" if passed else "failed"
     return record
+
+
+def decide_outcome(checks, *, case_expected_failure: str | None = None, skipped: bool = False) -> str:
+    """The outcome of a case from its checks.
+
+    - skipped: the implementation does not support the case;
+    - the case as a whole is an expected failure: ``xfailed`` if a check failed, else ``xpassed``;
+    - checks that carry their own ``expected_failure``: ``failed`` if any OTHER check failed,
+      else ``xfailed`` if every one of them failed and ``xpassed`` if one of them passed (strict:
+      a claim that starts to hold is news);
+    - else ``passed`` iff there are checks and all passed.
+    """
+    if skipped:
+        return "skipped"
+    passed = bool(checks) and all(c.passed for c in checks)
+    if case_expected_failure:
+        return "xpassed" if passed else "xfailed"
+    expected = [c for c in checks if c.expected_failure]
+    if any(not c.passed and not c.expected_failure for c in checks) or not checks:
+        return "failed"
+    if expected:
+        return "xfailed" if all(not c.passed for c in expected) else "xpassed"
+    return "passed"

@@ -69,6 +69,11 @@ class Kind:
     def validate(self, case) -> None:
         return None
 
+    def expected_failure(self, case) -> str | None:
+        """Why the case is expected to fail (strict), or None: the case's ``expected_failure``;
+        a kind whose checks carry their own expected failures joins their reasons."""
+        return case.expected_failure
+
     #: The implementation a case of this kind runs when neither the case nor --ntk-impl names one.
     default_implementation: str | None = None
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.architecture import Architecture
-from harness.records.base import KindResult, number
+from harness.records.base import KindResult
+from harness.records.serialize import Record
 from harness.records.format import fmt, verdict
 
 
 @dataclass
-class ModelDescription:
+class ModelDescription(Record):
     """A user's model: the factory that builds it, its keyword arguments, the input shape and
     generator, and the parameters that count (trainable ones; buffers held fixed)."""
 
@@ -31,26 +32,13 @@ class ModelDescription:
     buffers: list[str] = field(default_factory=list)
     tied: list[list[str]] = field(default_factory=list)
 
-    def to_record(self) -> dict:
-        return {"factory": self.factory, "kwargs": self.kwargs, "input_shape": self.input_shape, "inputs": self.inputs,
-                "output_dim": self.output_dim, "parameter_count": self.parameter_count,
-                "frozen_parameters": self.frozen_parameters, "buffers": self.buffers, "tied": self.tied}
-
-    @classmethod
-    def from_record(cls, value: dict) -> ModelDescription:
-        return cls(factory=value["factory"], kwargs=dict(value.get("kwargs") or {}),
-                   input_shape=list(value.get("input_shape") or []), inputs=value.get("inputs", "gaussian"),
-                   output_dim=int(value.get("output_dim", 1)), parameter_count=int(value.get("parameter_count", 0)),
-                   frozen_parameters=list(value.get("frozen_parameters") or []),
-                   buffers=list(value.get("buffers") or []), tied=[list(t) for t in value.get("tied") or []])
-
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.factory}({args})"
 
 
 @dataclass
-class ImplementationAgreement:
+class ImplementationAgreement(Record):
     """One implementation's agreement with the reference; ``skipped`` says why it did not run."""
 
     implementation: str
@@ -61,21 +49,6 @@ class ImplementationAgreement:
     implementation_seconds: float = 0.0
     reference_seconds: float = 0.0
     skipped: str | None = None
-
-    def to_record(self) -> dict:
-        return {"implementation": self.implementation, "max_relative_error": self.max_relative_error,
-                "asymmetry": self.asymmetry, "smallest_eigenvalue_ratio": self.smallest_eigenvalue_ratio,
-                "relative_errors": self.relative_errors, "implementation_seconds": self.implementation_seconds,
-                "reference_seconds": self.reference_seconds, "skipped": self.skipped}
-
-    @classmethod
-    def from_record(cls, value: dict) -> ImplementationAgreement:
-        return cls(implementation=value["implementation"], max_relative_error=number(value.get("max_relative_error")),
-                   asymmetry=number(value.get("asymmetry")),
-                   smallest_eigenvalue_ratio=number(value.get("smallest_eigenvalue_ratio")),
-                   relative_errors=[number(v) for v in value.get("relative_errors") or []],
-                   implementation_seconds=number(value.get("implementation_seconds")) or 0.0,
-                   reference_seconds=number(value.get("reference_seconds")) or 0.0, skipped=value.get("skipped"))
 
 
 @dataclass
@@ -114,21 +87,6 @@ class AgreementResult(KindResult):
                        ("parametrization", a.parametrization), ("parameters", a.parameter_count())]
         return network + [("networks", self.networks), ("inputs", self.inputs), ("other_inputs", self.other_inputs),
                           ("rtol", self.rtol)]
-
-    def to_record(self) -> dict:
-        return {"networks": self.networks, "inputs": self.inputs, "other_inputs": self.other_inputs, "rtol": self.rtol,
-                "implementations": self.implementations,
-                "architecture": self.architecture.to_record() if self.architecture else None,
-                "model": self.model, "call_shapes": self.call_shapes}
-
-    @classmethod
-    def from_record(cls, value: dict) -> AgreementResult:
-        return cls(networks=int(value["networks"]), inputs=int(value["inputs"]),
-                   other_inputs=int(value["other_inputs"]), rtol=number(value["rtol"]),
-                   implementations=[ImplementationAgreement.from_record(i) for i in value["implementations"]],
-                   architecture=Architecture.from_record(value["architecture"]) if value.get("architecture") else None,
-                   model=ModelDescription.from_record(value["model"]) if value.get("model") else None,
-                   call_shapes=list(value.get("call_shapes") or []))
 
     @classmethod
     def table(cls, records) -> tuple[list[str], list[list[str]]]:

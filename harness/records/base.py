@@ -28,50 +28,10 @@ SCHEMA_VERSION = 2
 OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
 
 
-class RecordError(ValueError):
-    """A record that cannot be read; the message names the key and what was expected."""
+from harness.records.serialize import Record, RecordError, number, read, read_dataclass, write  # noqa: E402
 
-
-def number(value: Any) -> float | None:
-    """A JSON number (or the strings "inf", "-inf", "nan") as a float; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise RecordError(f"expected a number, got boolean {value!r}")
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise RecordError(f"expected a number, got string {value!r}") from None
-    if isinstance(value, (int, float)):
-        return float(value)
-    raise RecordError(f"expected a number, got {type(value).__name__} {value!r}")
-
-
-def to_json(value: Any) -> Any:
-    """``value`` with every float JSON-safe (NaN -> None, +-inf -> "inf"/"-inf"), tuples as lists,
-    numpy scalars as Python numbers, dataclasses with ``to_record`` through it."""
-    if hasattr(value, "to_record") and callable(value.to_record):
-        return to_json(value.to_record())
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):   # numpy.float64 too (a float subclass): written as a plain float
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return float(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return to_json(value.item())
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a record")
+#: Plain JSON values of a record (NaN -> None, +-inf -> "inf"/"-inf", dataclasses by their fields).
+to_json = write
 
 
 @dataclass(frozen=True)
@@ -93,12 +53,21 @@ class Interval:
 
     @classmethod
     def from_record(cls, value: Any) -> Interval | None:
+        """``[low, high]`` (``None``: no interval, read as ``None``)."""
         if value is None:
             return None
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise RecordError(f"expected an interval [low, high], got {value!r}")
         low, high = (number(v) for v in value)
         return cls(math.nan if low is None else low, math.nan if high is None else high)
+
+    @staticmethod
+    def record_schema(defs: dict) -> dict:
+        from harness.records.serialize import NUMBER
+
+        defs.setdefault("number", NUMBER)
+        return {"description": "a closed interval [low, high]", "type": "array",
+                "items": {"$ref": "#/$defs/number"}, "minItems": 2, "maxItems": 2}
 
 
 def interval_or_none(value) -> Interval | None:
@@ -110,37 +79,27 @@ def interval_or_none(value) -> Interval | None:
 
 
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(Record):
     """A measured statistic with its confidence interval at ``confidence``."""
 
     value: float
     interval: Interval
     confidence: float = 0.95
 
-    def to_record(self) -> dict:
-        return {"value": self.value, "interval": self.interval, "confidence": self.confidence}
-
-    @classmethod
-    def from_record(cls, value: Any) -> Estimate:
-        if not isinstance(value, dict) or "value" not in value:
-            raise RecordError(f"expected an estimate {{value, interval, confidence}}, got {value!r}")
-        measured = number(value["value"])
-        return cls(math.nan if measured is None else measured,
-                   Interval.from_record(value.get("interval")) or Interval(math.nan, math.nan),
-                   number(value.get("confidence", 0.95)))
-
     def __str__(self) -> str:
         return f"{self.value:.4g} [{self.interval.low:.4g}, {self.interval.high:.4g}] ({self.confidence:.0%} CI)"
 
 
 @dataclass
-class Check:
+class Check(Record):
     """One verdict: what was compared, what was measured, what theory predicted.
 
     measured: the measured value; measured_interval: its confidence interval (for reading);
     reference: what theory predicts; expected: the accepted region in words; accepted: the
     accepted region as numbers when it is an interval; level: the false-alarm rate this
-    check was given (its share of the case's); detail: why it failed, or what explains it.
+    check was given (its share of the case's); detail: why it failed, or what explains it;
+    expected_failure: the case's reason when this check asserts a claim measured not to hold
+    (a strict expected failure of this check alone).
     """
 
     name: str
@@ -152,33 +111,15 @@ class Check:
     detail: str = ""
     accepted: Interval | None = None
     level: float | None = None
+    expected_failure: str | None = None
 
     def __post_init__(self):
         self.measured_interval = interval_or_none(self.measured_interval)
         self.accepted = interval_or_none(self.accepted)
 
-    def to_record(self) -> dict:
-        return {
-            "name": self.name, "passed": bool(self.passed), "measured": self.measured,
-            "measured_interval": self.measured_interval, "expected": self.expected, "reference": self.reference,
-            "detail": self.detail, "accepted": self.accepted, "level": self.level,
-        }
-
-    @classmethod
-    def from_record(cls, value: Any) -> Check:
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or "passed" not in value:
-            raise RecordError(f"expected a check {{name, passed, ...}}, got {value!r}")
-        return cls(
-            name=value["name"], passed=bool(value["passed"]), measured=number(value.get("measured")),
-            measured_interval=Interval.from_record(value.get("measured_interval")),
-            expected=value.get("expected") or "", reference=number(value.get("reference")),
-            detail=value.get("detail") or "", accepted=Interval.from_record(value.get("accepted")),
-            level=number(value.get("level")),
-        )
-
 
 @dataclass
-class Timing:
+class Timing(Record):
     """Where a case's time went, in seconds; the same keys for every kind.
 
     total: the whole case; ntk: building networks and computing NTKs (the implementation
@@ -191,32 +132,22 @@ class Timing:
     reference_seconds: float = 0.0
     training_seconds: float = 0.0
 
-    def to_record(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_record(cls, value: Any) -> Timing:
-        value = value or {}
-        return cls(**{f.name: number(value.get(f.name)) or 0.0 for f in dataclasses.fields(cls)})
+        return read_dataclass(cls, value or {}, "timing")
 
 
-class KindResult:
+class KindResult(Record):
     """Base of each kind's typed result (a dataclass in :mod:`harness.records`).
 
-    A subclass sets ``kind`` and implements :meth:`to_record` / :meth:`from_record`, and the
-    report hooks :meth:`table` (headers and one row per record) and :meth:`figures`
+    A subclass is a dataclass that sets ``kind``; it is written and read by its fields
+    (:mod:`harness.records.serialize`: no hand-written pair), and provides the report hooks
+    :meth:`table` (headers and one row per record) and :meth:`figures`
     (:class:`harness.records.figures.Figure` data), and :meth:`statistics` (the measured values
     with intervals that a baseline comparison follows).
     """
 
     kind: ClassVar[str] = ""
-
-    def to_record(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @classmethod
-    def from_record(cls, value: dict):  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def statistics(self) -> dict[str, Estimate]:
         """Measured statistics with intervals, by a stable name (for baseline comparisons)."""
@@ -299,19 +230,15 @@ class CaseRecord:
         return self.nodeid or self.case
 
     def to_record(self) -> dict:
-        return to_json({
-            "schema_version": SCHEMA_VERSION, "case": self.case, "nodeid": self.nodeid, "source": self.source,
-            "kind": self.kind, "phase": self.phase, "markers": list(self.markers), "outcome": self.outcome,
-            "passed": self.passed, "implementation": self.implementation, "device": self.device,
-            "dtype": self.dtype, "seed": self.seed, "checks": self.checks,
-            "result": self.result.to_record() if self.result is not None else None,
-            "timing": self.timing, "error": self.error, "expected_failure": self.expected_failure,
-            "wall_seconds": self.wall_seconds, "environment": self.environment,
-        })
+        record = {"schema_version": SCHEMA_VERSION, **write(self)}
+        record["passed"] = self.passed
+        return record
 
     @classmethod
     def from_record(cls, value: Any, result_types: dict | None = None) -> CaseRecord:
-        """Read a record written by :meth:`to_record`; raises :class:`RecordError` naming the key."""
+        """Read a record written by :meth:`to_record`; raises :class:`RecordError` naming the key.
+        The result is read as the result type of the record's kind (``result_types``, default
+        :data:`harness.records.RESULT_TYPES`)."""
         if not isinstance(value, dict):
             raise RecordError(f"expected a record object, got {type(value).__name__}")
         for key in ("case", "kind", "outcome"):
@@ -328,16 +255,8 @@ class CaseRecord:
             result_type = result_types.get(value["kind"])
             if result_type is None:
                 raise RecordError(f"key 'kind': no result type for kind {value['kind']!r}")
-            try:
-                result = result_type.from_record(value["result"])
-            except (KeyError, TypeError) as exc:
-                raise RecordError(f"key 'result' of case {value['case']!r}: {type(exc).__name__}: {exc}") from None
-        return cls(
-            case=value["case"], kind=value["kind"], nodeid=value.get("nodeid") or "", source=value.get("source") or "",
-            phase=value.get("phase"), markers=list(value.get("markers") or []), outcome=value["outcome"],
-            checks=[Check.from_record(c) for c in value.get("checks") or []], result=result,
-            implementation=value.get("implementation"), device=value.get("device"), dtype=value.get("dtype"),
-            seed=value.get("seed"), timing=Timing.from_record(value.get("timing")), error=value.get("error"),
-            expected_failure=value.get("expected_failure"), wall_seconds=number(value.get("wall_seconds")),
-            environment=dict(value.get("environment") or {}),
-        )
+            result = read_dataclass(result_type, value["result"], f"result of case {value['case']!r}")
+        fields = {k: v for k, v in value.items() if k not in ("schema_version", "passed", "result")}
+        record = read_dataclass(cls, fields, "record")
+        record.result = result
+        return record

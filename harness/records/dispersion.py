@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 
 from harness.architecture import Architecture
 from harness.constants import PHASES
-from harness.records.base import Estimate, Interval, KindResult, number
+from harness.records.base import Estimate, Interval, KindResult
+from harness.records.serialize import Record
 from harness.records.figures import Figure, Panel, Series
 from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
 
 
 @dataclass
-class EntryResult:
+class EntryResult(Record):
     """Statistics of one NTK entry Theta(x_0, x_j) over the networks, and its theory.
 
     statistics: ``mean``, ``dispersion``, ``log_mean``, ``log_variance``, ``q05``..``q95``
@@ -50,32 +51,9 @@ class EntryResult:
         estimate = self.statistics.get(statistic)
         return estimate.value if estimate is not None else None
 
-    def to_record(self) -> dict:
-        return {
-            "cosine": self.cosine, "statistics": self.statistics, "exact_mean": self.exact_mean,
-            "exact_second_moment": self.exact_second_moment, "exact_dispersion": self.exact_dispersion,
-            "exact_errors": self.exact_errors, "acceptance": self.acceptance,
-            "goodness_of_fit_p": self.goodness_of_fit_p, "infinite_width_mean": self.infinite_width_mean,
-            "sampling_band": self.sampling_band,
-        }
-
-    @classmethod
-    def from_record(cls, value: dict) -> EntryResult:
-        return cls(
-            cosine=number(value["cosine"]),
-            statistics={k: Estimate.from_record(v) for k, v in (value.get("statistics") or {}).items()},
-            exact_mean=number(value.get("exact_mean")), exact_second_moment=number(value.get("exact_second_moment")),
-            exact_dispersion=number(value.get("exact_dispersion")),
-            exact_errors={k: number(v) for k, v in (value.get("exact_errors") or {}).items()},
-            acceptance={k: Interval.from_record(v) for k, v in (value.get("acceptance") or {}).items()},
-            goodness_of_fit_p=number(value.get("goodness_of_fit_p")),
-            infinite_width_mean=number(value.get("infinite_width_mean")),
-            sampling_band={k: Interval.from_record(v) for k, v in (value.get("sampling_band") or {}).items()},
-        )
-
 
 @dataclass
-class AsymptoticReference:
+class AsymptoticReference(Record):
     """The n, L -> infinity dispersion at lambda, the case's tolerance for its phase, the exact
     finite-width dispersion's deviation from it, and the input scale |x|^2 n / n_0 it used."""
 
@@ -84,17 +62,9 @@ class AsymptoticReference:
     exact_deviation: float
     input_scale: float
 
-    def to_record(self) -> dict:
-        return {"dispersion": self.dispersion, "tolerance": self.tolerance, "exact_deviation": self.exact_deviation,
-                "input_scale": self.input_scale}
-
-    @classmethod
-    def from_record(cls, value: dict) -> AsymptoticReference:
-        return cls(**{k: number(value[k]) for k in ("dispersion", "tolerance", "exact_deviation", "input_scale")})
-
 
 @dataclass
-class DifferentialResult:
+class DifferentialResult(Record):
     """The case's own networks recomputed with the reference implementation, entry by entry.
 
     networks: how many of the case's networks were recomputed (a seeded subset);
@@ -108,16 +78,6 @@ class DifferentialResult:
     rtol: float
     worst: str = ""
     seconds: float = 0.0
-
-    def to_record(self) -> dict:
-        return {"reference": self.reference, "networks": self.networks, "max_relative_error": self.max_relative_error,
-                "rtol": self.rtol, "worst": self.worst, "seconds": self.seconds}
-
-    @classmethod
-    def from_record(cls, value: dict) -> DifferentialResult:
-        return cls(reference=value["reference"], networks=int(value["networks"]),
-                   max_relative_error=number(value["max_relative_error"]), rtol=number(value["rtol"]),
-                   worst=value.get("worst", ""), seconds=number(value.get("seconds")) or 0.0)
 
 
 @dataclass
@@ -170,29 +130,6 @@ class DispersionResult(KindResult):
             [("differential check", f"{self.differential.networks} networks against {self.differential.reference}, "
                                     f"max relative error {self.differential.max_relative_error:.3g}")]
             if self.differential else [])
-
-    def to_record(self) -> dict:
-        return {
-            "architecture": self.architecture.to_record(), "input_norm_sq": self.input_norm_sq,
-            "networks": self.networks, "nonfinite": self.nonfinite, "parameter_count": self.parameter_count,
-            "chunk_size": self.chunk_size, "alpha_per_check": self.alpha_per_check,
-            "entries": self.entries, "asymptotic": self.asymptotic, "differential": self.differential,
-            "minimum_detectable_scale": self.minimum_detectable_scale,
-        }
-
-    @classmethod
-    def from_record(cls, value: dict) -> DispersionResult:
-        return cls(
-            architecture=Architecture.from_record(value["architecture"]),
-            input_norm_sq=number(value["input_norm_sq"]), networks=int(value["networks"]),
-            entries=[EntryResult.from_record(e) for e in value["entries"]],
-            nonfinite=int(value.get("nonfinite", 0)), parameter_count=int(value.get("parameter_count", 0)),
-            chunk_size=int(value.get("chunk_size", 0)),
-            alpha_per_check={k: number(v) for k, v in (value.get("alpha_per_check") or {}).items()},
-            asymptotic=AsymptoticReference.from_record(value["asymptotic"]) if value.get("asymptotic") else None,
-            differential=DifferentialResult.from_record(value["differential"]) if value.get("differential") else None,
-            minimum_detectable_scale=Interval.from_record(value.get("minimum_detectable_scale")),
-        )
 
     # ------------------------------------------------------------------ report
     @classmethod

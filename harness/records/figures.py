@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 #: How a series is drawn: ``points`` (markers, optional error bars from low/high, no line),
 #: ``line`` (solid, no markers), ``dashed``, ``dotted``, ``band`` (filled between low and high),
-#: ``ranges`` (vertical bars from low to high at each x, no marker: an accepted region).
-STYLES = ("points", "line", "dashed", "dotted", "band", "ranges")
+#: ``ranges`` (vertical bars from low to high at each x, no marker: an accepted region),
+#: ``errorbars`` (a solid line with error bars from low to high, no markers: the paper's Fig. 4),
+#: ``thin`` (a faint thin line: one of several networks behind a mean).
+STYLES = ("points", "line", "dashed", "dotted", "band", "ranges", "errorbars", "thin")
 
 
 @dataclass
@@ -61,6 +63,10 @@ class MatrixPanel:
     colorbar_label: str = ""
     scale_key: str | None = None
     axis_label: str = "class"
+    #: logarithmic colour scale (positive entries; the paper's heatmaps)
+    log_color: bool = False
+    #: draw this panel's colour bar (panels sharing a scale_key may leave it to the last of them)
+    colorbar: bool = True
 
 
 @dataclass
@@ -72,3 +78,5 @@ class Figure:
     panels: list[Panel | MatrixPanel]
     columns: int = 3
     panel_size: tuple[float, float] = (4.0, 3.2)
+    #: relative widths of the columns (None: equal)
+    width_ratios: list[float] | None = None

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.records.base import KindResult, number
+from harness.records.base import KindResult
+from harness.records.serialize import Record
 from harness.records.format import fmt, verdict
 
 
 @dataclass
-class ImplementationSearch:
+class ImplementationSearch(Record):
     """One implementation's search: examples tried, time, and the smallest failing example
     found (a ready-to-paste agreement case) or None."""
 
@@ -17,16 +18,6 @@ class ImplementationSearch:
     seconds: float = 0.0
     counterexample: str | None = None
     failure: str | None = None
-
-    def to_record(self) -> dict:
-        return {"implementation": self.implementation, "examples": self.examples, "seconds": self.seconds,
-                "counterexample": self.counterexample, "failure": self.failure}
-
-    @classmethod
-    def from_record(cls, value: dict) -> ImplementationSearch:
-        return cls(implementation=value["implementation"], examples=int(value["examples"]),
-                   seconds=number(value.get("seconds")) or 0.0, counterexample=value.get("counterexample"),
-                   failure=value.get("failure"))
 
 
 @dataclass
@@ -41,14 +32,6 @@ class SearchResult(KindResult):
 
     def describe(self) -> list[tuple[str, object]]:
         return [("seed", self.seed), ("examples per implementation", self.budget)]
-
-    def to_record(self) -> dict:
-        return {"seed": self.seed, "budget": self.budget, "implementations": self.implementations}
-
-    @classmethod
-    def from_record(cls, value: dict) -> SearchResult:
-        return cls(seed=int(value["seed"]), budget=int(value["budget"]),
-                   implementations=[ImplementationSearch.from_record(i) for i in value.get("implementations") or []])
 
     @classmethod
     def table(cls, records) -> tuple[list[str], list[list[str]]]:

@@ -20,7 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from harness.architecture import Architecture
-from harness.records.base import Estimate, Interval, KindResult, number
+from harness.records.base import Estimate, Interval, KindResult
+from harness.records.serialize import Record
 from harness.records.figures import Figure, MatrixPanel, Panel, Series
 from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
 
@@ -28,9 +29,12 @@ PHASE_ORDER = {"ordered": 0, "eoc": 1, "chaotic": 2}
 
 
 @dataclass
-class ExperimentSeries:
+class ExperimentSeries(Record):
     """One architecture trained over networks: ``series[quantity][checkpoint][network]``,
-    ``eigenvalues[checkpoint][network]`` (top-k of the output-trace probe NTK), seconds."""
+    ``eigenvalues[checkpoint][network]`` (top-k of the output-trace probe NTK), seconds; the
+    losses at every step ``train_loss_per_step[step][network]``, ``test_loss_per_step`` (states
+    0..steps); network 0's output-trace probe NTK at chosen checkpoints ``ntk_matrices[step]``
+    ([N][N], rows in the order of ``probe_labels``)."""
 
     depth: int
     width: int
@@ -40,26 +44,17 @@ class ExperimentSeries:
     training_seconds: float = 0.0
     ntk_seconds: float = 0.0
     sigma_w2: float | None = None
+    train_loss_per_step: list[list[float]] = field(default_factory=list)
+    test_loss_per_step: list[list[float]] = field(default_factory=list)
+    ntk_matrices: dict[int, list[list[float]]] = field(default_factory=dict)
+    probe_labels: list[int] = field(default_factory=list)
 
     def final(self, quantity: str) -> list[float]:
         return self.series[quantity][-1]
 
-    def to_record(self) -> dict:
-        return {"depth": self.depth, "width": self.width, "checkpoints": self.checkpoints, "series": self.series,
-                "eigenvalues": self.eigenvalues, "training_seconds": self.training_seconds,
-                "ntk_seconds": self.ntk_seconds, "sigma_w2": self.sigma_w2}
-
-    @classmethod
-    def from_record(cls, value: dict) -> ExperimentSeries:
-        return cls(depth=int(value["depth"]), width=int(value["width"]), checkpoints=list(value["checkpoints"]),
-                   series={q: [[number(v) for v in row] for row in rows] for q, rows in value["series"].items()},
-                   eigenvalues=value.get("eigenvalues") or [],
-                   training_seconds=number(value.get("training_seconds")) or 0.0,
-                   ntk_seconds=number(value.get("ntk_seconds")) or 0.0, sigma_w2=number(value.get("sigma_w2")))
-
 
 @dataclass
-class ProbeNTK:
+class ProbeNTK(Record):
     """Network 0's output-trace NTK on the probe set ([N][N], inputs grouped by class) at step
     0 and after the last step, with the probe labels."""
 
@@ -69,18 +64,9 @@ class ProbeNTK:
     depth: int
     width: int
 
-    def to_record(self) -> dict:
-        return {"labels": self.labels, "initial": self.initial, "final": self.final, "depth": self.depth,
-                "width": self.width}
-
-    @classmethod
-    def from_record(cls, value: dict) -> ProbeNTK:
-        return cls(labels=[int(v) for v in value["labels"]], initial=value["initial"], final=value["final"],
-                   depth=int(value["depth"]), width=int(value["width"]))
-
 
 @dataclass
-class Fit:
+class Fit(Record):
     """A straight-line fit with the t-interval of its slope: a depth trend of log(quantity) on
     depth, or a width exponent of log(quantity) on log(width)."""
 
@@ -88,72 +74,73 @@ class Fit:
     slope: float
     interval: Interval
     intercept: float
-    points: int
+    points: int = 0
     description: str = ""
 
-    def to_record(self) -> dict:
-        return {"quantity": self.quantity, "slope": self.slope, "interval": self.interval,
-                "intercept": self.intercept, "points": self.points, "description": self.description}
 
-    @classmethod
-    def from_record(cls, value: dict) -> Fit:
-        return cls(quantity=value["quantity"], slope=number(value["slope"]),
-                   interval=Interval.from_record(value["interval"]), intercept=number(value["intercept"]),
-                   points=int(value.get("points", 0)), description=value.get("description", ""))
+@dataclass
+class PhaseValue(ExperimentSeries):
+    """One phase of a phase comparison: its experiment (every series, the losses per step, the
+    matrices) and its phase."""
+
+    phase: str = ""
 
 
 @dataclass
-class PhaseValue:
-    """One phase of a phase comparison: the compared quantity at the last checkpoint, its
-    geometric mean over networks with the exponentiated t-interval of the mean log, and the values."""
+class RatioTestResult(Record):
+    """One (ordered, other) pair of a claim: ``ratio`` of geometric means ordered / other at the
+    last checkpoint, its one-sided ``1 - level`` bounds ``lower``/``upper``, ``p_value`` and
+    ``degrees_of_freedom`` (Welch, on logs), ``verdict``: smaller, larger or not resolved."""
 
-    phase: str
-    sigma_w2: float
-    value: Estimate
-    per_network: list[float]
-
-    def to_record(self) -> dict:
-        return {"phase": self.phase, "sigma_w2": self.sigma_w2, "value": self.value, "per_network": self.per_network}
-
-    @classmethod
-    def from_record(cls, value: dict) -> PhaseValue:
-        return cls(phase=value["phase"], sigma_w2=number(value["sigma_w2"]), value=Estimate.from_record(value["value"]),
-                   per_network=[number(v) for v in value.get("per_network") or []])
+    ordered_sigma_w2: float
+    other_sigma_w2: float
+    other_phase: str
+    ratio: float
+    lower: float
+    upper: float
+    p_value: float
+    degrees_of_freedom: float
+    verdict: str
 
 
 @dataclass
-class PhaseComparison:
-    """Claim 3 in one regime: is ``quantity`` smallest in the ordered phase?
+class MeasureClaim(Record):
+    """Claim 3 on one measure: is ``quantity`` at the last checkpoint smallest in the ordered phase?
 
-    ``tests``: one per (ordered, other) pair: ``ratio`` of geometric means ordered / other, its
-    one-sided ``1 - level`` bounds ``lower``/``upper``, ``p_value``, ``degrees_of_freedom`` (Welch,
-    on logs) and ``verdict`` (smaller, larger, not resolved); ``holds``: every test says smaller.
+    ``values[i]``: the geometric mean over networks of phase i (``PhaseComparison.values[i]``)
+    with the exponentiated t-interval of the mean log; ``per_network[i]`` the values behind it;
+    ``tests``: one per (ordered, other) pair; ``holds``: every test says smaller;
+    ``expected_failure``: the case's stated reason when the claim is measured not to hold on
+    this measure (a strict expected failure of this check).
     """
 
     quantity: str
+    values: list[Estimate]
+    per_network: list[list[float]]
+    tests: list[RatioTestResult]
+    holds: bool
+    expected_failure: str | None = None
+
+
+@dataclass
+class PhaseComparison(Record):
+    """Claim 3 in one regime: the same architecture and training at every sigma_w^2 of
+    ``values`` (one :class:`PhaseValue` each), decided on every measure of ``claims``."""
+
     level: float
     regime: str
     values: list[PhaseValue]
-    tests: list[dict]
-    holds: bool
+    claims: list[MeasureClaim]
 
-    def to_record(self) -> dict:
-        return {"quantity": self.quantity, "level": self.level, "regime": self.regime, "values": self.values,
-                "tests": self.tests, "holds": self.holds}
-
-    @classmethod
-    def from_record(cls, value: dict) -> PhaseComparison:
-        return cls(quantity=value["quantity"], level=number(value["level"]), regime=value.get("regime", ""),
-                   values=[PhaseValue.from_record(v) for v in value.get("values") or []],
-                   tests=[{k: (number(v) if k not in ("other_phase", "verdict") else v) for k, v in t.items()}
-                          for t in value.get("tests") or []],
-                   holds=bool(value["holds"]))
+    def claim(self, quantity: str) -> MeasureClaim | None:
+        return next((c for c in self.claims if c.quantity == quantity), None)
 
 
 @dataclass
 class TrainingResult(KindResult):
     """What a training case measured; ``final[q]``: mean over networks at the last checkpoint
-    with its t-interval; ``per_network[q]``: the values behind it."""
+    with its t-interval; ``per_network[q]``: the values behind it. ``experiments``: every
+    architecture trained but the phases of a phase comparison (those are ``phases.values``)."""
 
     kind = "training"
 
@@ -180,16 +167,14 @@ class TrainingResult(KindResult):
     def statistics(self) -> dict[str, Estimate]:
         out = dict(self.final)
         if self.phases is not None:
-            for v in self.phases.values:
-                out[f"{self.phases.quantity}[sigma_w2={v.sigma_w2:g}]"] = v.value
+            for claim in self.phases.claims:
+                for v, estimate in zip(self.phases.values, claim.values):
+                    out[f"{claim.quantity}[sigma_w2={v.sigma_w2:g}]"] = estimate
         return out
 
-    def phase_experiments(self) -> list[ExperimentSeries]:
-        """The experiment of each phase of a phase comparison, in the order of ``phases.values``."""
-        if self.phases is None:
-            return []
-        by_sigma = {e.sigma_w2: e for e in self.experiments}
-        return [by_sigma[v.sigma_w2] for v in self.phases.values if v.sigma_w2 in by_sigma]
+    def phase_experiments(self) -> list[PhaseValue]:
+        """The experiment of each phase of a phase comparison."""
+        return list(self.phases.values) if self.phases is not None else []
 
     def value(self, quantity: str) -> float | None:
         estimate = self.final.get(quantity)
@@ -202,35 +187,6 @@ class TrainingResult(KindResult):
                 ("learning_rate", self.learning_rate), ("steps", self.steps), ("batch_size", self.batch_size),
                 ("loss", self.loss), ("dataset", self.dataset), ("normalization", self.normalization),
                 ("probe_size", self.probe_size), ("networks", self.networks), ("checkpoints", self.checkpoints)]
-
-    def to_record(self) -> dict:
-        return {
-            "architecture": self.architecture.to_record(), "optimizer": self.optimizer,
-            "learning_rate": self.learning_rate, "steps": self.steps, "batch_size": self.batch_size, "loss": self.loss,
-            "dataset": self.dataset, "normalization": self.normalization, "probe_size": self.probe_size,
-            "networks": self.networks, "checkpoints": self.checkpoints, "final": self.final,
-            "per_network": self.per_network, "experiments": self.experiments, "probe_ntk": self.probe_ntk,
-            "depth_trend": self.depth_trend, "width_scaling": self.width_scaling, "regime": self.regime,
-            "phases": self.phases,
-        }
-
-    @classmethod
-    def from_record(cls, value: dict) -> TrainingResult:
-        return cls(
-            architecture=Architecture.from_record(value["architecture"]), optimizer=value["optimizer"],
-            learning_rate=number(value["learning_rate"]), steps=int(value["steps"]),
-            batch_size=int(value["batch_size"]), loss=value["loss"], dataset=value["dataset"],
-            normalization=value.get("normalization", "unit_norm"), probe_size=int(value["probe_size"]),
-            networks=int(value["networks"]), checkpoints=list(value["checkpoints"]),
-            final={k: Estimate.from_record(v) for k, v in (value.get("final") or {}).items()},
-            per_network={k: [number(x) for x in v] for k, v in (value.get("per_network") or {}).items()},
-            experiments=[ExperimentSeries.from_record(e) for e in value.get("experiments") or []],
-            probe_ntk=ProbeNTK.from_record(value["probe_ntk"]) if value.get("probe_ntk") else None,
-            depth_trend=Fit.from_record(value["depth_trend"]) if value.get("depth_trend") else None,
-            width_scaling=Fit.from_record(value["width_scaling"]) if value.get("width_scaling") else None,
-            regime=value.get("regime", ""),
-            phases=PhaseComparison.from_record(value["phases"]) if value.get("phases") else None,
-        )
 
     # ------------------------------------------------------------------ report
     @classmethod
@@ -260,47 +216,85 @@ class TrainingResult(KindResult):
     @classmethod
     def figures(cls, records) -> list[Figure]:
         usable = [r for r in records if r.result is not None]
-        drawn = (_relative_change_figure(usable), _ntk_matrices_figure(usable), _phase_comparison_figure(usable))
+        drawn = (_relative_change_figure(usable), _ntk_matrices_figure(usable), _phase_comparison_figure(usable),
+                 *_figure4(usable))
         return [figure for figure in drawn if figure is not None]
 
     @classmethod
     def summaries(cls, records) -> list[tuple[str, str, list[str], list[list[str]]]]:
-        """Claim 3 per regime: one row per phase-comparison case."""
+        """Claim 3 per regime on every measure: a verdict table (measures side by side, one row
+        per phase-comparison case) and the numbers behind it (one row per case and measure)."""
         compared = sorted((r for r in records if r.result is not None and r.result.phases is not None),
                           key=lambda r: r.case)
         if not compared:
             return []
-        headers = ["case", "regime", "setting", "quantity", "ordered", "edge of chaos", "chaotic",
-                   "ordered / other (one-sided bounds)", "claim 3", "outcome"]
-        rows = []
+        measures = []
+        for record in compared:
+            for claim in record.result.phases.claims:
+                if claim.quantity not in measures:
+                    measures.append(claim.quantity)
+        side_headers = ["case", "regime", "setting"] + [MEASURE_LABELS.get(m, m) for m in measures] + ["outcome"]
+        side_rows, rows = [], []
         for record in compared:
             r: TrainingResult = record.result
             c = r.phases
             a = r.architecture
             setting = (f"{a.parametrization} param., {r.optimizer} {r.learning_rate:g}, {r.steps} steps, batch "
                        f"{_batch(r)}, {r.normalization}, n={a.hidden_widths[0]}, L={a.depth}, {r.networks} networks")
-            cells = {}
-            for v in c.values:
-                text = f"{fmt(v.value.value, 3)} {fmt_interval(v.value.interval, 3)} (σ_w²={fmt(v.sigma_w2)})"
-                cells[v.phase] = f"{cells[v.phase]}; {text}" if v.phase in cells else text
-            ratios = "; ".join(f"/{t['other_phase']}: {fmt(t['ratio'], 3)} [{fmt(t['lower'], 3)}, "
-                               f"{fmt(t['upper'], 3)}] {t['verdict']}" for t in c.tests)
-            if c.holds:
-                claim = "holds"
-            elif any(t["verdict"] == "larger" for t in c.tests):
-                claim = "fails (reversed)"
-            else:
-                claim = "fails (not resolved)"
-            rows.append([record.case, c.regime, setting, c.quantity, cells.get("ordered", ""), cells.get("eoc", ""),
-                         cells.get("chaotic", ""), ratios, claim, verdict(record)])
-        text = ("Claim 3 of the paper: the NTK may stay constant during training only in the ordered phase. Each row "
-                "trains the same architecture with the same training at every σ_w²; a phase's value is the geometric "
-                "mean over networks of the quantity at the last checkpoint with the exponentiated 95% t-interval of "
-                "the mean log. The claim holds when, for every other phase, a one-sided Welch test on logs puts the "
-                "ratio ordered / other below 1 at the stated level (bounds shown are the one-sided ones); "
-                "'reversed': the ordered phase's value is significantly LARGER. Outcome xfail: the case declares the "
-                "claim an expected failure in this regime (strict).")
-        return [("Claim 3 per regime (training)", text, headers, rows)]
+            side_rows.append([record.case, c.regime, setting]
+                             + [_claim_verdict(c.claim(m)) if c.claim(m) else "" for m in measures]
+                             + [verdict(record)])
+            for claim in c.claims:
+                cells: dict[str, str] = {}
+                for v, estimate in zip(c.values, claim.values):
+                    text = f"{fmt(estimate.value, 3)} {fmt_interval(estimate.interval, 3)} (σ_w²={fmt(v.sigma_w2)})"
+                    cells[v.phase] = f"{cells[v.phase]}; {text}" if v.phase in cells else text
+                ratios = "; ".join(f"/{t.other_phase}: {fmt(t.ratio, 3)} [{fmt(t.lower, 3)}, {fmt(t.upper, 3)}] "
+                                   f"{t.verdict}" for t in claim.tests)
+                rows.append([record.case, MEASURE_LABELS.get(claim.quantity, claim.quantity),
+                             cells.get("ordered", ""), cells.get("eoc", ""), cells.get("chaotic", ""), ratios,
+                             _claim_verdict(claim)])
+        side_text = ("Claim 3 of the paper: the NTK may stay constant during training only in the ordered phase. Each "
+                     "row trains the same architecture with the same training at every σ_w² and decides the claim on "
+                     "every measure separately: the Frobenius relative change |Θ_T − Θ_0|_F / |Θ_0|_F, and the "
+                     "paper's own Fig. 4 measure, the change |r(T) − r(0)| of each scale-free ratio r = Θ_c/Θ_d "
+                     "(class-diagonal blocks over the diagonal) and Θ_n/Θ_d (off-class entries over the diagonal) and "
+                     "its largest excursion max_t |r(t) − r(0)|. On each measure the claim holds when, for every "
+                     "other phase, a one-sided Welch test on logs of the per-network values puts the ratio ordered / "
+                     "other below 1 at the case's level; 'reversed': the ordered phase's value is significantly "
+                     "LARGER. '(expected)': the case declares this measure's failure a strict expected failure, "
+                     "with the numbers. The two kinds of measure can disagree: an NTK that grows uniformly has a "
+                     "large relative change and unchanged ratios.")
+        text = ("The numbers behind the verdicts: per phase, the geometric mean over networks of the measure at the "
+                "last checkpoint with the exponentiated 95% t-interval of the mean log; per pair, the ratio ordered / "
+                "other with its one-sided bounds at the case's level.")
+        headers = ["case", "measure", "ordered", "edge of chaos", "chaotic", "ordered / other (one-sided bounds)",
+                   "claim 3"]
+        return [("Claim 3 per regime (training), on both measures", side_text, side_headers, side_rows),
+                ("Claim 3: the numbers per measure", text, headers, rows)]
+
+
+#: How the report names each measure of claim 3.
+MEASURE_LABELS = {
+    "relative_change": "Frobenius |ΔΘ|/|Θ_0|",
+    "relative_change_full": "Frobenius |ΔΘ|/|Θ_0| (full blocks)",
+    "misalignment": "1 − alignment",
+    "block_ratio_growth": "block ratio growth",
+    "class_block_change": "Fig. 4: |Δ(Θ_c/Θ_d)|",
+    "off_class_change": "Fig. 4: |Δ(Θ_n/Θ_d)|",
+    "class_block_excursion": "Fig. 4: max_t |Δ(Θ_c/Θ_d)|",
+    "off_class_excursion": "Fig. 4: max_t |Δ(Θ_n/Θ_d)|",
+}
+
+
+def _claim_verdict(claim: MeasureClaim) -> str:
+    if claim.holds:
+        text = "holds"
+    elif any(t.verdict == "larger" for t in claim.tests):
+        text = "fails (reversed)"
+    else:
+        text = "fails (not resolved)"
+    return text + (" (expected)" if claim.expected_failure else "")
 
 
 def _batch(r: TrainingResult) -> str:
@@ -321,7 +315,9 @@ def _phase_row(record, r: TrainingResult) -> list[str]:
         return " / ".join(out)
 
     sigmas = " / ".join(fmt(v.sigma_w2) for v in r.phases.values)
-    change = " / ".join(f"{fmt(v.value.value, 3)} {fmt_interval(v.value.interval, 3)}" for v in r.phases.values)
+    claim = r.phases.claim("relative_change")
+    change = (" / ".join(f"{fmt(e.value, 3)} {fmt_interval(e.interval, 3)}" for e in claim.values) if claim
+              else per_phase("relative_change", 3))
     return [record.case, str(a.hidden_widths[0]), str(a.depth), sigmas, f"{r.optimizer} {r.learning_rate:g}",
             str(r.steps), str(r.networks), change, per_phase("alignment"), per_phase("block_ratio_growth"),
             per_phase("train_loss"), per_phase("test_accuracy", 3), verdict(record)]
@@ -331,15 +327,15 @@ def _phase_comparison_figure(records) -> Figure | None:
     """Relative change against step, one panel per phase comparison (regime), one colour per phase."""
     compared = sorted((r for r in records if r.result.phases is not None), key=lambda r: r.case)
     panels = []
+    quantity = "relative_change"
     for record in compared:
         r: TrainingResult = record.result
         a = r.architecture
-        quantity = r.phases.quantity
         title = (f"{r.phases.regime or record.case}\n$n = {a.hidden_widths[0]}$, $L = {a.depth}$, {r.optimizer} "
                  f"{r.learning_rate:g}, {a.parametrization}, {r.normalization}")
         panel = Panel(title=title, xlabel="training step $t$", ylabel=quantity.replace("_", " ") + " (log scale)",
                       yscale="log")
-        for value, experiment in zip(r.phases.values, r.phase_experiments()):
+        for experiment in r.phase_experiments():
             if quantity not in experiment.series:
                 continue
             # step 0 is 0 by definition and has no place on a log axis
@@ -350,10 +346,11 @@ def _phase_comparison_figure(records) -> Figure | None:
             steps_ = [float(t) for t, _ in kept]
             means = [math.exp(sum(math.log(v) for v in row) / len(row)) for _, row in kept]
             low, high = [min(row) for _, row in kept], [max(row) for _, row in kept]
-            label = f"$\\sigma_w^2 = {value.sigma_w2:g}$ ({value.phase})"
-            panel.series.append(Series(x=steps_, y=means, style="points", label=label, color_key=value.phase))
-            panel.series.append(Series(x=steps_, y=means, style="line", color_key=value.phase))
-            panel.series.append(Series(x=steps_, y=means, style="band", color_key=value.phase, low=low, high=high))
+            label = f"$\\sigma_w^2 = {experiment.sigma_w2:g}$ ({experiment.phase})"
+            panel.series.append(Series(x=steps_, y=means, style="points", label=label, color_key=experiment.phase))
+            panel.series.append(Series(x=steps_, y=means, style="line", color_key=experiment.phase))
+            panel.series.append(Series(x=steps_, y=means, style="band", color_key=experiment.phase, low=low,
+                                       high=high))
         if panel.series:
             panels.append(panel)
     if not panels:
@@ -364,6 +361,80 @@ def _phase_comparison_figure(records) -> Figure | None:
                  "panel per phase-comparison case (the same architecture and training at every σ_w²), one colour per "
                  "phase; dots and line: geometric mean over networks; band: minimum to maximum over networks. The "
                  "claim says the ordered phase's curve is the lowest."))
+
+
+def _figure4(records) -> tuple[Figure | None, Figure | None]:
+    """The paper's Fig. 4 of the phase comparison that recorded NTK matrices (the first by case
+    id): one row per sigma_w^2 with Theta_c/Theta_d and Theta_n/Theta_d against the step and the
+    heatmaps; and its loss panels (train and test loss at every step, log scale)."""
+    compared = sorted((r for r in records if r.result.phases is not None
+                       and any(v.ntk_matrices for v in r.result.phases.values)), key=lambda r: r.case)
+    if not compared:
+        return None, None
+    record = compared[0]
+    r: TrainingResult = record.result
+    values = r.phase_experiments()
+    steps = sorted({t for v in values for t in v.ntk_matrices})
+    panels: list = []
+    for v in values:
+        ratio = Panel(title=f"$\\sigma_w^2 = {v.sigma_w2:g}$ ({v.phase})", xlabel="training step $t$",
+                      ylabel="ratio to the mean diagonal")
+        x = [float(t) for t in v.checkpoints]
+        for name, label, key in (("class_block_over_diagonal", r"$\Theta_c / \Theta_d$", "class block"),
+                                 ("off_class_over_diagonal", r"$\Theta_n / \Theta_d$", "off class")):
+            rows, errors = v.series.get(name), v.series.get(f"{name}_error")
+            if not rows:
+                continue
+            y = [row[0] for row in rows]
+            e = [row[0] for row in errors] if errors else [0.0] * len(y)
+            ratio.series.append(Series(x=x, y=y, style="errorbars", label=f"{label} (network 0; bars: paper's)",
+                                       low=[a - b for a, b in zip(y, e)], high=[a + b for a, b in zip(y, e)],
+                                       color_key=key))
+            for network in range(1, len(rows[0])):
+                ratio.series.append(Series(x=x, y=[row[network] for row in rows], style="thin", color_key=key,
+                                           label="other networks" if network == 1 and key == "off class" else ""))
+        panels.append(ratio)
+        for i, t in enumerate(steps):
+            matrix = v.ntk_matrices.get(t)
+            panels.append(MatrixPanel(title=f"$t = {t}$", matrix=matrix or [[math.nan]], labels=v.probe_labels or None,
+                                      colorbar_label=r"$\sum_i \Theta_{ii}(x, x')$", scale_key=f"row {v.sigma_w2:g}",
+                                      log_color=True, colorbar=i == len(steps) - 1))
+    a = r.architecture
+    where = (f"case `{record.case}`: n = {a.hidden_widths[0]}, L = {a.depth}, {r.optimizer} {r.learning_rate:g}, "
+             f"{r.steps} steps, batch {_batch(r)}, {r.dataset} ({r.normalization}), {r.probe_size} probes, "
+             f"{r.networks} networks")
+    figure = Figure(
+        name="training_figure4.png", panels=panels, columns=1 + len(steps), panel_size=(2.6, 2.6),
+        width_ratios=[1.6] + [1.0] * len(steps),
+        caption=(f"The paper's Fig. 4 ({where}): per σ_w² (rows), left: Θ_c/Θ_d (mean of the class-diagonal blocks "
+                 "over the mean of the diagonal) and Θ_n/Θ_d (mean of the off-class entries over the mean of the "
+                 "diagonal) of network 0's output-trace probe NTK at every checkpoint, with the paper's error bars "
+                 "(mean within-block standard deviation, resp. the off-class standard deviation, over the mean "
+                 "diagonal), faint: the other networks; right: network 0's matrix at "
+                 + ", ".join(f"t = {t}" for t in steps) + " (logarithmic colour, one scale per row, inputs grouped "
+                 "by class, class boundaries in cyan)."))
+    losses = []
+    for name, title in (("train_loss_per_step", "training loss"), ("test_loss_per_step", "test loss")):
+        panel = Panel(title=title, xlabel="training step $t$", ylabel=f"{r.loss} {title.split()[0]} loss (log scale)",
+                      yscale="log")
+        for v in values:
+            rows = getattr(v, name)
+            if not rows:
+                continue
+            x = list(range(len(rows)))
+            panel.series.append(Series(x=x, y=[row[0] for row in rows], style="line", color_key=v.phase,
+                                       label=f"$\\sigma_w^2 = {v.sigma_w2:g}$ ({v.phase}), network 0"))
+            for network in range(1, len(rows[0])):
+                panel.series.append(Series(x=x, y=[row[network] for row in rows], style="thin", color_key=v.phase))
+        if panel.series:
+            losses.append(panel)
+    loss_figure = Figure(
+        name="training_losses.png", panels=losses, columns=2, panel_size=(4.6, 3.4),
+        caption=(f"The loss panels of the paper's Fig. 4 ({where}): training and test loss at every step (log scale), "
+                 "one colour per σ_w²; solid: network 0, faint: the other networks. The training loss of a state is "
+                 "the loss its update minimized (the full training set's in full-batch training)."),
+    ) if losses else None
+    return figure, loss_figure
 
 
 def _own_experiment(result: TrainingResult) -> ExperimentSeries | None:

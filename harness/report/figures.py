@@ -26,6 +26,8 @@ KNOWN = {
                                      "(inputs.inner_products with 2 or more values)",
     "training_relative_change.png": "no training case ran",
     "training_claim3.png": "no phase comparison (claim 3) ran",
+    "training_figure4.png": "no phase comparison recorded NTK matrices (training.matrix_checkpoints)",
+    "training_losses.png": "no phase comparison recorded NTK matrices (training.matrix_checkpoints)",
     "ntk_matrices.png": "no training case recorded probe NTK matrices",
     "benchmarks.png": "no benchmarks ran in this session or were given",
 }
@@ -55,12 +57,14 @@ def _plain_log_ticks(ax, axis: str = "y") -> None:
         target.set_minor_formatter(NullFormatter())
 
 
-def _grid(count: int, columns: int, size):
+def _grid(count: int, columns: int, size, width_ratios=None):
     """Rows x columns axes for ``count`` panels and one more slot when a legend needs it."""
     plt = _pyplot()
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
+    ratios = list(width_ratios) if width_ratios and len(width_ratios) == columns else [1.0] * columns
+    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * sum(ratios), size[1] * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": ratios})
     return fig, axes.ravel()
 
 
@@ -91,6 +95,14 @@ def _draw_panel(ax, panel: Panel, colors: dict[str, str]) -> None:
         elif series.style in ("line", "dashed", "dotted"):
             ax.plot(x, y, {"line": "-", "dashed": "--", "dotted": ":"}[series.style], color=color, lw=1.2,
                     label=label)
+        elif series.style == "errorbars":
+            low = np.asarray(series.low if series.low is not None else y, dtype=float)
+            high = np.asarray(series.high if series.high is not None else y, dtype=float)
+            errors = np.vstack([np.clip(y - low, 0, None), np.clip(high - y, 0, None)])
+            ax.errorbar(x, y, yerr=np.nan_to_num(errors), fmt="-", color=color, lw=1.4, elinewidth=1.0, capsize=2,
+                        alpha=0.9, label=label)
+        elif series.style == "thin":
+            ax.plot(x, y, "-", color=color, lw=0.6, alpha=0.35, label=label)
         elif series.style == "band":
             ax.fill_between(x, series.low, series.high, color=color, alpha=0.15, lw=0, label=label)
         elif series.style == "ranges":
@@ -115,14 +127,24 @@ def _draw_matrix(fig, ax, panel: MatrixPanel, scale: tuple[float, float] | None)
     matrix = matrix[np.ix_(order, order)]
     labels = labels[order]
     vmin, vmax = scale if scale is not None else (None, None)
-    image = ax.imshow(matrix, cmap="viridis", vmin=vmin, vmax=vmax)
-    bar = fig.colorbar(image, ax=ax, fraction=0.046)
-    bar.set_label(panel.colorbar_label, fontsize=8)
-    bar.ax.tick_params(labelsize=7)
+    if panel.log_color:
+        from matplotlib.colors import LogNorm
+
+        positive = matrix[matrix > 0]
+        low = vmin if vmin is not None and vmin > 0 else (float(positive.min()) if positive.size else 1e-300)
+        high = vmax if vmax is not None else (float(positive.max()) if positive.size else 1.0)
+        image = ax.imshow(np.where(matrix > 0, matrix, np.nan), cmap="hot", norm=LogNorm(vmin=low, vmax=high))
+    else:
+        image = ax.imshow(matrix, cmap="viridis", vmin=vmin, vmax=vmax)
+    if panel.colorbar:
+        bar = fig.colorbar(image, ax=ax, fraction=0.046)
+        bar.set_label(panel.colorbar_label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     boundaries = np.flatnonzero(np.diff(labels)) + 0.5
+    line_color = "c" if panel.log_color else "w"   # white is the top of the 'hot' map
     for b in boundaries:
-        ax.axhline(b, color="w", lw=0.4)
-        ax.axvline(b, color="w", lw=0.4)
+        ax.axhline(b, color=line_color, lw=0.4)
+        ax.axvline(b, color=line_color, lw=0.4)
     starts = np.concatenate([[-0.5], boundaries, [len(labels) - 0.5]])
     centers = (starts[:-1] + starts[1:]) / 2
     classes = [labels[int(math.ceil(s + 0.5))] for s in starts[:-1]]
@@ -151,12 +173,14 @@ def _render(figure: Figure, path: Path):
     has_series = any(isinstance(p, Panel) for p in figure.panels)
     columns = max(1, min(figure.columns, count))
     shared_legend = has_series and count % columns != 0
-    fig, axes = _grid(count + (1 if shared_legend else 0), columns, figure.panel_size)
+    fig, axes = _grid(count + (1 if shared_legend else 0), columns, figure.panel_size, figure.width_ratios)
     colors = _colors(figure)
     scales: dict[str, tuple[float, float]] = {}
     for panel in figure.panels:
         if isinstance(panel, MatrixPanel) and panel.scale_key is not None:
             values = np.asarray(panel.matrix, dtype=float)
+            if panel.log_color:
+                values = values[values > 0] if (values > 0).any() else np.array([1.0])
             low, high = scales.get(panel.scale_key, (math.inf, -math.inf))
             scales[panel.scale_key] = (min(low, float(np.nanmin(values))), max(high, float(np.nanmax(values))))
     for ax, panel in zip(axes, figure.panels):

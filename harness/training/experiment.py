@@ -39,6 +39,15 @@ QUANTITIES = (
     "signal_propagation",       # input-dependent spread at the last hidden layer / at the input (probe set)
     "block_ratio",
     "block_ratio_growth",       # block_ratio(t) / block_ratio(0)
+    # the paper's Fig. 4 measures (metrics.class_block_ratios), scale-free: ratios to the mean diagonal
+    "class_block_over_diagonal",        # Theta_c / Theta_d
+    "class_block_over_diagonal_error",  # its error bar: mean over classes of the std within a block, / Theta_d
+    "off_class_over_diagonal",          # Theta_n / Theta_d
+    "off_class_over_diagonal_error",    # its error bar: std of the off-class entries, / Theta_d
+    "class_block_change",               # |Theta_c/Theta_d (t) - Theta_c/Theta_d (0)|
+    "off_class_change",                 # |Theta_n/Theta_d (t) - Theta_n/Theta_d (0)|
+    "class_block_excursion",            # max over checkpoints s <= t of class_block_change(s)
+    "off_class_excursion",              # max over checkpoints s <= t of off_class_change(s)
     "train_loss",
     "test_loss",
     "test_accuracy",
@@ -61,6 +70,11 @@ class ExperimentResult:
     #: Network 0's output-trace NTK on the probe set at step 0 and at the last checkpoint,
     #: [N][N] lists, with the probe labels (for figures of the block structure).
     probe_ntk: dict = field(default_factory=dict)
+    #: Network 0's output-trace NTK at each of ``matrix_checkpoints``: {step: [N][N]}.
+    ntk_matrices: dict[int, list[list[float]]] = field(default_factory=dict)
+    #: Losses at every state t = 0..steps, [step][network] (:class:`harness.training.loop.TrainingHistory`).
+    train_loss_per_step: list[list[float]] = field(default_factory=list)
+    test_loss_per_step: list[list[float]] = field(default_factory=list)
 
     def final(self, quantity: str) -> list[float]:
         """Quantity at the last checkpoint, one value per network."""
@@ -125,11 +139,14 @@ def run_experiment(
     dtype: torch.dtype,
     eigenvalues: int = 5,
     full_blocks: bool = False,
+    matrix_checkpoints: tuple[int, ...] = (),
 ) -> ExperimentResult:
     """Train ``networks`` networks of ``architecture`` on ``dataset`` and measure their probe NTK.
 
     ``full_blocks``: also compute the full per-output blocks with ``implementation`` and record
     ``relative_change_full`` (otherwise that quantity is absent from ``series``).
+    ``matrix_checkpoints``: steps at which network 0's probe NTK matrix is kept
+    (``ntk_matrices``; the first and last checkpoint are always kept in ``probe_ntk``).
     """
     started = time.perf_counter()
     f = MLP(architecture)
@@ -144,7 +161,8 @@ def run_experiment(
     labels = dataset.y_probe
     quantities = [q for q in QUANTITIES if full_blocks or q != "relative_change_full"]
     result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in quantities})
-    initial: list[tuple[torch.Tensor | None, torch.Tensor, float]] = []
+    initial: list[tuple[torch.Tensor | None, torch.Tensor, float, metrics.ClassBlockRatios]] = []
+    excursions: list[list[float]] = [[0.0, 0.0] for _ in range(networks)]   # [network][class block, off-class]
     last_step = max(config.checkpoints)
     result.probe_ntk["labels"] = [int(c) for c in labels]
     ntk_seconds = 0.0
@@ -159,9 +177,10 @@ def run_experiment(
             trace = probe_trace_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
             full = (probe_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
                     if full_blocks else None)
+            ratios = metrics.class_block_ratios(trace, labels)
             if step == 0:
-                initial.append((full, trace, metrics.block_ratio(trace, labels)))
-            full0, trace0, block0 = initial[s]
+                initial.append((full, trace, metrics.block_ratio(trace, labels), ratios))
+            full0, trace0, block0, ratios0 = initial[s]
             block = metrics.block_ratio(trace, labels)
             row["relative_change"].append(metrics.relative_change(trace, trace0))
             if full_blocks:
@@ -177,9 +196,21 @@ def run_experiment(
             row["sigma_b2_effective"].append(bias)
             row["block_ratio"].append(block)
             row["block_ratio_growth"].append(block / block0)
+            for name in ("class_block_over_diagonal", "class_block_over_diagonal_error", "off_class_over_diagonal",
+                         "off_class_over_diagonal_error"):
+                row[name].append(getattr(ratios, name))
+            changes = (abs(ratios.class_block_over_diagonal - ratios0.class_block_over_diagonal),
+                       abs(ratios.off_class_over_diagonal - ratios0.off_class_over_diagonal))
+            excursions[s] = [max(e, c) for e, c in zip(excursions[s], changes)]
+            row["class_block_change"].append(changes[0])
+            row["off_class_change"].append(changes[1])
+            row["class_block_excursion"].append(excursions[s][0])
+            row["off_class_excursion"].append(excursions[s][1])
             eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())
             if s == 0 and step in (0, last_step):
                 result.probe_ntk["initial" if step == 0 else "final"] = trace.detach().cpu().double().tolist()
+            if s == 0 and step in matrix_checkpoints:
+                result.ntk_matrices[step] = trace.detach().cpu().double().tolist()
         for q, values in row.items():
             result.series[q].append(values)
         result.eigenvalues.append(eig_row)
@@ -191,6 +222,8 @@ def run_experiment(
     result.series["train_loss"] = history.train_loss
     result.series["test_loss"] = history.test_loss
     result.series["test_accuracy"] = history.test_accuracy
+    result.train_loss_per_step = history.train_loss_per_step
+    result.test_loss_per_step = history.test_loss_per_step
     total = time.perf_counter() - started
     result.timing = {"total_s": total, "ntk_s": ntk_seconds, "training_s": total - ntk_seconds}
     return result

@@ -9,7 +9,12 @@ compared entrywise, so both the output-trace [N, N] and the full [N, N, O, O] NT
   largest eigenvalues of a symmetric [N, N] matrix;
 - :func:`block_ratio`      mean |within-class off-diagonal entry| / mean |between-class entry| of a
   [N, N] matrix with given class labels (diagonal entries Theta(x, x) excluded: they are norms,
-  not similarities, and would make the ratio large for any kernel).
+  not similarities, and would make the ratio large for any kernel);
+- :func:`class_block_ratios` the paper's own Fig. 4 measures (Seleznova & Kutyniok 2022; the
+  authors' notebook ``ntk_dynamics_figures.ipynb``), scale-free ratios of an [N, N] matrix to
+  the mean of its diagonal ``Theta_d``: ``Theta_c / Theta_d`` (the mean of the class-diagonal
+  blocks, diagonal entries included) and ``Theta_n / Theta_d`` (the mean of every entry outside
+  them), with the paper's error bars.
 
 Statistics (numpy/scipy, no torch):
 
@@ -87,6 +92,51 @@ def block_ratio(theta, labels: Sequence[int]) -> float:
     if not within.any() or not between.any():
         raise ValueError("block_ratio needs at least two classes and two samples in some class")
     return float(m[within].mean() / m[between].mean())
+
+
+@dataclass(frozen=True)
+class ClassBlockRatios:
+    """The paper's Fig. 4 measures of one [N, N] NTK matrix on class-grouped inputs.
+
+    With ``d = mean_a Theta(x_a, x_a)`` (the mean of the diagonal), the class-diagonal blocks
+    ``B_k = {(a, b): y_a = y_b = k}`` (diagonal included) and the off-class entries
+    ``O = {(a, b): y_a != y_b}``:
+
+    - ``class_block_over_diagonal``  = mean of Theta over the union of the B_k, / d
+      (equal-size classes: the mean of the block means, as the notebook's
+      ``np.mean(extract_block_diag(K, 10))``);
+    - ``class_block_over_diagonal_error`` = mean over classes k of std(Theta on B_k), / d
+      (the notebook's error bar: population standard deviations, ``np.std``);
+    - ``off_class_over_diagonal``   = mean of Theta over O, / d;
+    - ``off_class_over_diagonal_error`` = std(Theta on O), / d.
+    """
+
+    class_block_over_diagonal: float
+    class_block_over_diagonal_error: float
+    off_class_over_diagonal: float
+    off_class_over_diagonal_error: float
+
+
+def class_block_ratios(theta, labels: Sequence[int]) -> ClassBlockRatios:
+    """The paper's Fig. 4 ratios of [N, N] ``theta`` with one class label per row (see
+    :class:`ClassBlockRatios`); the rows need not be sorted by class."""
+    m = _square(theta)
+    labels = np.asarray(labels)
+    if labels.shape != (m.shape[0],):
+        raise ValueError(f"class_block_ratios: {labels.size} labels for a {m.shape[0]} x {m.shape[0]} matrix")
+    classes = np.unique(labels)
+    if classes.size < 2:
+        raise ValueError("class_block_ratios needs at least two classes")
+    diagonal = float(np.mean(np.diag(m)))
+    same = labels[:, None] == labels[None, :]
+    blocks = [m[np.ix_(labels == k, labels == k)] for k in classes]
+    off = m[~same]
+    return ClassBlockRatios(
+        class_block_over_diagonal=float(m[same].mean() / diagonal),
+        class_block_over_diagonal_error=float(np.mean([block.std() for block in blocks]) / diagonal),
+        off_class_over_diagonal=float(off.mean() / diagonal),
+        off_class_over_diagonal_error=float(off.std() / diagonal),
+    )
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:

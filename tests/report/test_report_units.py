@@ -3,6 +3,7 @@ JSON Schema, merge, the paired baseline comparison, the atomic writer, figures, 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import math
@@ -75,6 +76,19 @@ def test_records_round_trip_through_json_with_non_finite_numbers():
                                                   architecture=Architecture((3, 4), 2.0),
                                                   implementations=[ImplementationAgreement("jacobian", 0.0)]))
     assert CaseRecord.from_record(agreement.to_record()).to_record() == agreement.to_record()
+
+
+def test_the_published_json_schema_is_generated_from_the_record_types():
+    """results.schema.json is what harness.records.schema generates from the dataclasses: a record
+    type that changes without the file (or the reverse) fails here."""
+    from harness.records import schema
+
+    assert records.SCHEMA_PATH.read_text(encoding="utf-8") == schema.text(), (
+        "results.schema.json is stale: run python -m harness.records.schema --write")
+    defs = schema.generate()["$defs"]
+    assert set(defs["check"]["properties"]) == {f.name for f in dataclasses.fields(Check)}
+    assert defs["training_result"]["properties"]["phases"] == {
+        "anyOf": [{"$ref": "#/$defs/phase_comparison"}, {"type": "null"}]}
 
 
 def test_every_record_kind_validates_against_the_published_json_schema():
@@ -207,7 +221,8 @@ def test_figures_draw_from_data_and_skip_cleanly_without(tmp_path):
     assert [name for name, _ in drawn] == ["training_relative_change.png", "ntk_matrices.png", "benchmarks.png"]
     assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name, _ in drawn)
     assert [s.split("`")[1] for s in skipped] == ["dispersion_vs_depth.png", "dispersion_offdiagonal_vs_depth.png",
-                                                  "dispersion_vs_correlation.png", "training_claim3.png"]
+                                                  "dispersion_vs_correlation.png", "training_claim3.png",
+                                                  "training_figure4.png", "training_losses.png"]
     empty = tmp_path / "empty"
     empty.mkdir()
     drawn, skipped = figures.draw_all(_document(), empty)

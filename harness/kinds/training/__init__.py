@@ -28,16 +28,23 @@ And a fourth, across phases (claim 3 of the paper as it states it):
 
 - a phase comparison (``[case.phases] sigma_w2 = [1.0, 2.0, 2.2]``, instead of the network's
   own ``sigma_w2``): the SAME architecture and training at every listed sigma_w^2, one pytest
-  item; the check "``quantity`` (default ``relative_change``) at the last checkpoint is
+  item; for each measure of ``quantities``, the check "``<measure>`` at the last checkpoint is
   smallest in the ordered phase" passes iff, for every non-ordered phase, a one-sided Welch
   t-test on the logs of the per-network values (:func:`harness.training.metrics.welch_ratio_test`)
   puts the ratio ordered / other below 1 at ``level`` (default 0.05). Claim-holds is the
   intersection of those tests, so its size is ``level``: when the ordered phase's value is in
   fact not smaller than some other phase's, the check passes with probability at most
-  ``level``. Each phase's own ``[case.expect.<phase>]`` level bounds apply to its experiment.
-  A regime where the claim is measured not to hold is declared with the case's top-level
-  ``expected_failure = "..."`` (strict xfail: the record is xfailed, and xpassed fails the run
-  if the claim starts to hold).
+  ``level``. The default measures are the Frobenius relative change
+  ``|Theta_T - Theta_0|_F / |Theta_0|_F`` and the paper's own Fig. 4 measure: the change
+  ``|r(T) - r(0)|`` of each scale-free ratio r = Theta_c / Theta_d, Theta_n / Theta_d
+  (:func:`harness.training.metrics.class_block_ratios`) and its largest excursion
+  ``max_t |r(t) - r(0)|`` over the checkpoints. The two kinds of measure can disagree: an NTK
+  that grows uniformly has a large relative change and unchanged ratios. Each phase's own
+  ``[case.expect.<phase>]`` level bounds apply to its experiment. A measure on which the claim
+  is measured not to hold in this regime is declared in ``[case.phases.expected_failures]``
+  (measure = "reason with the numbers"): a strict expected failure of that check; the case is
+  xfailed when exactly the declared checks fail, xpassed (a failure) when one of them passes,
+  and failed when any other check fails.
 
 Every run also checks that training did not diverge (a NaN or infinite loss ends the case
 with a failure naming the step and the learning rate).
@@ -63,8 +70,15 @@ from harness.kinds.base import Kind
 #: Quantities that may be fitted in log space (positive at the last checkpoint).
 FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
 #: Quantities a phase comparison may rank (positive; smaller = the NTK moved less, or its class-block
-#: structure grew less).
-COMPARABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio_growth")
+#: structure grew less). The last four are the paper's own measure (its Fig. 4): the change of the
+#: scale-free ratios Theta_c / Theta_d and Theta_n / Theta_d between step 0 and the last checkpoint,
+#: and their largest excursion over the checkpoints (harness.training.metrics.class_block_ratios).
+COMPARABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio_growth", "class_block_change",
+              "off_class_change", "class_block_excursion", "off_class_excursion")
+#: What a phase comparison decides by default: claim 3 on the Frobenius relative change and on
+#: the paper's Fig. 4 measure, each its own check.
+DEFAULT_CLAIM_QUANTITIES = ("relative_change", "class_block_change", "off_class_change", "class_block_excursion",
+                            "off_class_excursion")
 
 
 def checkpoint_steps(steps: int, checkpoints, count: int = 5) -> tuple[int, ...]:
@@ -111,6 +125,9 @@ class TrainingSection:
     confidence: float = field(default=0.95, metadata=doc("level of every interval", min_exclusive=0, max_exclusive=1))
     dtype: str = field(default="float32", metadata=doc("compute dtype", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, ..."))
+    matrix_checkpoints: list[int] = field(default_factory=list, metadata=doc(
+        "steps at which network 0's probe NTK matrix is recorded (for heatmaps; the paper's Fig. 4 shows 0, 100, "
+        "500, 2000); each must be a checkpoint", min=0))
     full_blocks: bool = field(default=False, metadata=doc(
         "also compute the full per-output NTK blocks [N, N, O, O] with the case's implementation and record "
         "relative_change_full (O^2 times the contractions; a parameter-sized Jacobian per probe chunk with the "
@@ -121,6 +138,10 @@ class TrainingSection:
         bad = [t for t in self.checkpoints if t > self.steps]
         if bad:
             raise FieldError("training.checkpoints", f"expected steps between 0 and steps = {self.steps}, got {bad}")
+        missing = [t for t in self.matrix_checkpoints if t not in self.checkpoint_steps()]
+        if missing:
+            raise FieldError("training.matrix_checkpoints", f"expected checkpoints of the case "
+                                                            f"{list(self.checkpoint_steps())}, got {missing}")
         if self.momentum and self.optimizer != "sgd":
             raise FieldError("training.momentum", f"applies to optimizer 'sgd' only, got optimizer {self.optimizer!r}")
         if self.dataset == "mnist":
@@ -211,8 +232,12 @@ class PhasesSection:
     sigma_w2: list[float] = field(default_factory=list, metadata=doc(
         "weight variances trained with the same architecture and training (empty: no comparison)",
         min_exclusive=0))
-    quantity: str = field(default="relative_change", metadata=doc(
-        "quantity at the last checkpoint that must be smallest in the ordered phase", choices=COMPARABLE))
+    quantities: list[str] = field(default_factory=lambda: list(DEFAULT_CLAIM_QUANTITIES), metadata=doc(
+        "measures at the last checkpoint that must each be smallest in the ordered phase (one check each; default: "
+        "the Frobenius relative change and the paper's Fig. 4 measure)", choices=COMPARABLE, min_length=1))
+    expected_failures: dict = field(default_factory=dict, metadata=doc(
+        "measure -> reason: the claim is measured not to hold on that measure in this regime (a strict expected "
+        "failure of that check, with the numbers)"))
     level: float = field(default=0.05, metadata=doc(
         "size of the claim test: chance that it passes although the ordered phase's value is not smaller",
         min_exclusive=0, max_exclusive=0.5))
@@ -222,6 +247,15 @@ class PhasesSection:
     def validate(self) -> None:
         if self.sigma_w2 and len(set(self.sigma_w2)) != len(self.sigma_w2):
             raise FieldError("phases.sigma_w2", f"expected distinct values, got {self.sigma_w2}")
+        if len(set(self.quantities)) != len(self.quantities):
+            raise FieldError("phases.quantities", f"expected each measure once, got {self.quantities}")
+        for quantity, reason in self.expected_failures.items():
+            if quantity not in self.quantities:
+                raise FieldError(f"phases.expected_failures.{quantity}",
+                                 f"expected one of the measures of phases.quantities {self.quantities}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise FieldError(f"phases.expected_failures.{quantity}",
+                                 f"expected the reason (a non-empty string with the measured numbers), got {reason!r}")
 
 
 @dataclass
@@ -302,6 +336,9 @@ class TrainingKind(Kind):
         scaling: ScalingSection = case.sections["scaling"]
         phases: PhasesSection = case.sections["phases"]
         self._validate_phases(case, network, phases)
+        if case.expected_failure and phases.expected_failures:
+            raise FieldError("phases.expected_failures", "give the expected failure either for the whole case "
+                                                         "(expected_failure) or per measure, not both")
         # every network the case trains, before anything builds its layers: the probe NTK of one
         size = dict(inputs=training.probe_per_class * training.num_classes(), dtype=training.dtype,
                     inputs_key="training.probe_per_class")
@@ -338,7 +375,7 @@ class TrainingKind(Kind):
                         raise FieldError(f"expect.{phase}.{key}", "needs the full per-output blocks: set "
                                                                   "full_blocks = true in [case.training]")
             for section, quantity in (("depth_trend", trend.quantity), ("scaling", case.sections["scaling"].quantity),
-                                      ("phases", phases.quantity)):
+                                      *(("phases", q) for q in phases.quantities)):
                 if quantity == "relative_change_full":
                     raise FieldError(f"{section}.quantity", "relative_change_full needs the full per-output "
                                                             "blocks: set full_blocks = true in [case.training]")
@@ -366,6 +403,12 @@ class TrainingKind(Kind):
     def phase(self, case) -> str | None:
         network = case.sections["network"]
         return network.phase if network.sigma_w2 is not None else None
+
+    def expected_failure(self, case) -> str | None:
+        """The case's own reason, or the reasons of the measures ``[case.phases] expected_failures``
+        names (each on its measure)."""
+        reasons = [f"{quantity}: {reason}" for quantity, reason in case.sections["phases"].expected_failures.items()]
+        return case.expected_failure or ("; ".join(reasons) if reasons else None)
 
     def case_id(self, case) -> str:
         network: NetworkSection = case.sections["network"]
