@@ -127,6 +127,25 @@ def test_training_reduces_the_loss_and_records_checkpoints():
     assert max(history.train_loss[-1]) < min(history.train_loss[0])
 
 
+@pytest.mark.parametrize("batch_size", [100, 10])
+def test_losses_at_every_step(batch_size):
+    """State t's losses: in full-batch training the training loss of every state is the full
+    training set's, equal to the checkpoints' own evaluation; the test loss is always the full
+    test set's; with minibatches the recorded training loss is the minibatch's (but the last)."""
+    f, params, x, y, config = _tiny_problem(0.3, "adam", steps=12)
+    config = TrainingConfig(optimizer="adam", learning_rate=0.3, steps=12, batch_size=batch_size,
+                            checkpoints=(0, 5, 12))
+    history = train(f, params, x, y, x[:7], y[:7], config, seed=0)
+    assert len(history.train_loss_per_step) == len(history.test_loss_per_step) == 13
+    assert all(len(row) == 2 for row in history.train_loss_per_step)
+    for c, step in enumerate(history.checkpoints):
+        assert history.test_loss_per_step[step] == pytest.approx(history.test_loss[c], rel=1e-12)
+        if batch_size >= 30 or step == 12:
+            assert history.train_loss_per_step[step] == pytest.approx(history.train_loss[c], rel=1e-12)
+    if batch_size < 30:   # a minibatch of 10 of 30 images is not the full set
+        assert history.train_loss_per_step[0] != pytest.approx(history.train_loss[0], rel=1e-6)
+
+
 def test_divergence_names_the_step_and_the_learning_rate():
     f, params, x, y, config = _tiny_problem(1e6, "sgd", steps=50)
     with pytest.raises(DivergenceError) as info:

@@ -134,3 +134,50 @@ def test_geometric_mean_interval():
     assert e.interval.low * e.interval.high == pytest.approx(4.0)   # symmetric on the log scale
     with pytest.raises(ValueError, match="positive"):
         metrics.geometric_mean_interval([1.0, 0.0])
+
+
+# ---------------------------------------------------------------- the paper's Fig. 4 ratios
+def _notebook_ratios(K: np.ndarray, M: int):
+    """The authors' notebook (ntk_dynamics_figures.ipynb), re-typed from its definitions: blocks
+    of M consecutive rows (inputs sorted by class, M per class), the class-diagonal blocks and,
+    per block column, the rows outside its block."""
+    diag_blocks = np.array([K[i:i + M, i:i + M] for i in range(0, len(K), M)])
+    off_blocks = np.array([np.concatenate((K[:i, i:i + M], K[i + M:, i:i + M])) for i in range(0, len(K), M)])
+    d = np.mean(np.diag(K))
+    return (np.mean(diag_blocks) / d, np.mean([np.std(b) for b in diag_blocks]) / d,
+            np.mean(off_blocks) / d, np.std(off_blocks) / d)
+
+
+@pytest.mark.parametrize("classes, per_class, seed", [(10, 10, 0), (3, 4, 1), (2, 2, 2)])
+def test_class_block_ratios_are_the_notebooks(classes, per_class, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(classes * per_class, 7))
+    K = a @ a.T + 3.0
+    labels = np.repeat(np.arange(classes), per_class)
+    found = metrics.class_block_ratios(K, labels)
+    expected = _notebook_ratios(K, per_class)
+    assert np.allclose([found.class_block_over_diagonal, found.class_block_over_diagonal_error,
+                        found.off_class_over_diagonal, found.off_class_over_diagonal_error], expected, rtol=1e-12)
+    # the rows need not be sorted: any order of the inputs gives the same ratios
+    order = rng.permutation(labels.size)
+    shuffled = metrics.class_block_ratios(K[np.ix_(order, order)], labels[order])
+    assert np.allclose([shuffled.class_block_over_diagonal, shuffled.class_block_over_diagonal_error,
+                        shuffled.off_class_over_diagonal, shuffled.off_class_over_diagonal_error],
+                       expected, rtol=1e-12)
+
+
+def test_class_block_ratios_by_hand_and_scale_free():
+    # two classes of two: blocks [[4, 2], [2, 4]] and [[2, 0], [0, 2]], off-class entries 1 and 3
+    K = np.array([[4.0, 2, 1, 3], [2, 4, 3, 1], [1, 3, 2, 0], [3, 1, 0, 2]])
+    found = metrics.class_block_ratios(K, [0, 0, 1, 1])
+    d = 3.0   # mean of 4, 4, 2, 2
+    assert found.class_block_over_diagonal == pytest.approx((12 + 4) / 8 / d)
+    assert found.class_block_over_diagonal_error == pytest.approx((1.0 + 1.0) / 2 / d)
+    assert found.off_class_over_diagonal == pytest.approx(2.0 / d)
+    assert found.off_class_over_diagonal_error == pytest.approx(1.0 / d)
+    scaled = metrics.class_block_ratios(890.0 * K, [0, 0, 1, 1])   # an NTK that grows uniformly
+    assert scaled.off_class_over_diagonal == pytest.approx(found.off_class_over_diagonal, rel=1e-14)
+    with pytest.raises(ValueError, match="two classes"):
+        metrics.class_block_ratios(K, [0, 0, 0, 0])
+    with pytest.raises(ValueError, match="labels"):
+        metrics.class_block_ratios(K, [0, 1])
