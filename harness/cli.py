@@ -143,7 +143,7 @@ def _measure(args, argv) -> int:
                     "trainable_bias": not args.no_bias},
         "inputs": {"kind": "correlated", "inner_products": args.inner_products},
         "sampling": {"networks": args.networks, "seed": args.seed},
-        "expect": {"reference": ["exact"], "false_alarm_rate": args.alpha},
+        "expect": {"theories": ["exact"], "false_alarm_rate": args.alpha},
     }
     if args.input_dim is not None:
         raw["network"]["input_dim"] = args.input_dim

@@ -3,7 +3,7 @@
     ntk-harness theory --width N --depth L --sigma-w2 S [--input-dim D] [--no-bias]
                        [--sigma-b2 B] [--activation relu|tanh|erf|linear]
                        [--inner-products C [C ...]] [--draws M] [--seed K]
-                       [--samples S] [--alpha A] [--ntk-cache-dir DIR] [--json]
+                       [--networks S] [--alpha A] [--ntk-cache-dir DIR] [--json]
 
 For a fully connected net (L hidden layers of width N, input dimension D, unit-norm inputs,
 standard parametrization) it prints the phase, lambda = L/N and the moments of the NTK:
@@ -12,7 +12,7 @@ standard parametrization) it prints the phase, lambda = L/N and the moments of t
   Theta(x, x) (:class:`reference.ExactLaw`, computed in log space: moments beyond the float64
   range are printed from their logs, ``1.23e+4567``, and are ``null`` in JSON next to their
   always-finite logs), the asymptotic dispersion (n, L -> inf, L/n fixed), the infinite-width
-  mean and, with ``--samples``, the calibrated acceptance intervals of every statistic;
+  mean and, with ``--networks``, the calibrated acceptance intervals of every statistic;
 - any other activation or sigma_b2 > 0: the mean-field phase, chi_1 and q*, and the mean and
   dispersion of Theta(x, x) estimated from ``--draws`` exact draws of the joint law
   (:class:`reference.EntryLaw`), each with its Monte Carlo standard error;
@@ -53,7 +53,7 @@ ACTIVATIONS = ("relu", "tanh", "erf", "linear")
 WIDTH_RANGE = (1, 10**6)
 DEPTH_RANGE = (1, 10**5)
 SIGMA_RANGE = (1e-6, 1e6)
-SAMPLES_RANGE = (2, 10**6)
+NETWORKS_RANGE = (2, 10**6)
 ALPHA_MIN = 1e-6
 DRAWS_RANGE = (2, 10**7)
 SEED_RANGE = (0, 2**63 - 1)
@@ -81,7 +81,7 @@ RANGES_HELP = """\
                            estimated sampling for all entries together (the default is
                            lowered to fit); a Monte Carlo needs width x depth <= 250,000
                            (the sampler holds 16 draws of every neuron at once)
-    --samples              an integer in [2, 10^6], and at most ~120 s of estimated
+    --networks             an integer in [2, 10^6], and at most ~120 s of estimated
                            calibration (about 14 / alpha data sets of S draws)
     --alpha                a number in [1e-6, 1)
     --seed                 an integer in [0, 2^63)"""
@@ -122,13 +122,30 @@ def add_parser(subparsers) -> None:
                              f"the estimated time exceeds {MC_MAX_SECONDS:g} s; 2 .. 10^7)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the Monte Carlo draws and of the calibration replicates (default 0)")
-    parser.add_argument("--samples", type=int, default=None,
-                        help="sample size S: also print acceptance intervals (ReLU, sigma_b2 = 0; 2 .. 10^6)")
+    parser.add_argument("--networks", "--samples", type=int, default=None, dest="networks", metavar="S",
+                        action=DeprecatedSpelling, old="--samples",
+                        help="number of networks S: also print acceptance intervals (ReLU, sigma_b2 = 0; 2 .. 10^6); "
+                             "--samples is its deprecated spelling")
     parser.add_argument("--alpha", type=float, default=1e-3,
                         help="false-alarm rate per interval (default 1e-3; 1e-6 .. <1)")
     parser.add_argument("--ntk-cache-dir", default=None, metavar="DIR",
                         help="cache acceptance intervals in this folder (default: no cache)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+class DeprecatedSpelling(argparse.Action):
+    """Store the value; say once on stderr when the option was given by its deprecated spelling ``old``."""
+
+    def __init__(self, option_strings, dest, old: str, **kwargs):
+        self.old = old
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == self.old:
+            new = next(o for o in self.option_strings if o != self.old)
+            sys.stderr.write(f"ntk-harness: {self.old} is deprecated and will be removed in the next release; "
+                             f"use {new} (same meaning)\n")
+        setattr(namespace, self.dest, values)
 
 
 # ------------------------------------------------------------------------------ argument checks
@@ -169,7 +186,7 @@ def _checked(args) -> dict:
         if abs(c) < 1 and input_dim < 2:
             raise BadArgument("--inner-products", f"the cosine {c!r} needs two independent inputs, i.e. "
                                                   f"--input-dim >= 2; expected -1 or 1 at input dimension 1")
-    samples = None if args.samples is None else _integer("--samples", args.samples, *SAMPLES_RANGE)
+    networks = None if args.networks is None else _integer("--networks", args.networks, *NETWORKS_RANGE)
     alpha = args.alpha
     if not (isinstance(alpha, (int, float)) and ALPHA_MIN <= alpha < 1):
         raise BadArgument("--alpha", f"expected a number in [{ALPHA_MIN:g}, 1), got {alpha!r}")
@@ -180,7 +197,7 @@ def _checked(args) -> dict:
         _check_writable(cache_dir)
     return dict(width=width, depth=depth, input_dim=input_dim, sigma_w2=sigma_w2, sigma_b2=sigma_b2,
                 activation=activation, trainable_bias=trainable_bias, inner_products=inner_products,
-                samples=samples, alpha=float(alpha), draws=draws, seed=seed, cache_dir=cache_dir)
+                networks=networks, alpha=float(alpha), draws=draws, seed=seed, cache_dir=cache_dir)
 
 
 def _check_writable(directory: str) -> None:
@@ -253,16 +270,16 @@ def _check_calibration_cost(values: dict) -> None:
     """Refuse a calibration of acceptance intervals estimated to take more than
     :data:`CALIBRATION_MAX_SECONDS`: about 14 / alpha replicate data sets of S exact draws,
     ~80 ns per layer and draw (reference.acceptance)."""
-    samples, depth, alpha = values["samples"], values["depth"], values["alpha"]
+    networks, depth, alpha = values["networks"], values["depth"], values["alpha"]
     per_sample = 8e-8 * depth * (14.0 / alpha)
-    seconds = samples * per_sample
+    seconds = networks * per_sample
     if seconds > CALIBRATION_MAX_SECONDS:
         most = max(1, int(CALIBRATION_MAX_SECONDS / per_sample))
-        allowed = (f"expected at most {most} at depth {depth} and alpha {alpha:g}" if most >= SAMPLES_RANGE[0]
-                   else f"no sample size fits at depth {depth} and alpha {alpha:g} (raise --alpha)")
-        raise BadArgument("--samples", (
+        allowed = (f"expected at most {most} at depth {depth} and alpha {alpha:g}" if most >= NETWORKS_RANGE[0]
+                   else f"no number of networks fits at depth {depth} and alpha {alpha:g} (raise --alpha)")
+        raise BadArgument("--networks", (
             f"calibrating the acceptance intervals would take about {seconds:.3g} s (more than "
-            f"{CALIBRATION_MAX_SECONDS:g} s); {allowed}, got {samples}"))
+            f"{CALIBRATION_MAX_SECONDS:g} s); {allowed}, got {networks}"))
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -348,9 +365,9 @@ def predictions(args) -> dict:
     widths = (input_dim,) + (width,) * depth
     lam = reference.depth_to_width((width,) * depth)
     closed_form = activation == "relu" and sigma_b2 == 0.0
-    if values["samples"] is not None:
+    if values["networks"] is not None:
         if not closed_form:
-            raise BadArgument("--samples", (
+            raise BadArgument("--networks", (
                 "the acceptance intervals need the closed-form exact law (ReLU, sigma_b2 = 0); got activation "
                 f"{activation!r}, sigma_b2 {sigma_b2:g}: only the infinite-width and Monte Carlo references apply"))
         _check_calibration_cost(values)
@@ -414,10 +431,10 @@ def predictions(args) -> dict:
         out["exact"]["monte_carlo"] = monte_carlo
     out["asymptotic"] = {"dispersion": _guarded(reference.asymptotic_dispersion, lam, sigma_w2, trainable_bias,
                                                 input_scale=width / input_dim)}
-    if values["samples"] is not None:
-        intervals = reference.acceptance_intervals(law, values["samples"], values["alpha"], seed=values["seed"],
+    if values["networks"] is not None:
+        intervals = reference.acceptance_intervals(law, values["networks"], values["alpha"], seed=values["seed"],
                                                    cache_dir=values["cache_dir"])
-        out["samples"] = values["samples"]
+        out["networks"] = values["networks"]
         out["alpha"] = values["alpha"]
         out["acceptance"] = {name: [_finite(lo), _finite(hi)] for name, (lo, hi) in intervals.items()}
     return out
@@ -501,7 +518,7 @@ def _table(result: dict) -> str:
         text += "\n\n" + _monte_carlo_line(exact["monte_carlo"])
     if "acceptance" in result:
         acc = [(name, _plain(lo, "-inf"), _plain(hi, "inf")) for name, (lo, hi) in result["acceptance"].items()]
-        text += (f"\n\nacceptance intervals at S={result['samples']}, alpha={result['alpha']:g} "
+        text += (f"\n\nacceptance intervals at S={result['networks']}, alpha={result['alpha']:g} "
                  "(each; exact sampling distribution of the estimator)\n")
         text += tabulate(acc, headers=("statistic", "low", "high"), disable_numparse=True)
     return text

@@ -29,8 +29,8 @@ ACTIVATIONS = ("relu", "tanh", "erf", "linear")
 #: standard: W ~ N(0, sigma_w2 / n_{l-1}); ntk: W standard normal, layer scaled by sqrt(sigma_w2 / n_{l-1}).
 PARAMETRIZATIONS = ("standard", "ntk")
 
-#: References a dispersion case can be checked against.
-REFERENCES = ("exact", "asymptotic", "infinite-width")
+#: Theories a dispersion case can be checked against (`[case.expect] theories`).
+THEORIES = ("exact", "asymptotic", "infinite-width")
 
 #: Datasets of the training cases: input dimension, number of classes, and the training-set size
 #: of the smallest class before the train/test split (so that collection can check a probe set
@@ -58,5 +58,5 @@ OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "cross_entropy")
 NORMALIZATIONS = ("unit_norm", "pixels", "standardize", "none")
 
-__all__ = ["MODEL_INPUTS", "REFERENCE_IMPLEMENTATION", "AGREEMENT_RTOL", "OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "REFERENCES",
+__all__ = ["MODEL_INPUTS", "REFERENCE_IMPLEMENTATION", "AGREEMENT_RTOL", "OPTIMIZERS", "LOSSES", "NORMALIZATIONS", "PHASES", "PHASE_NAMES", "STATISTICS", "DTYPE_NAMES", "ACTIVATIONS", "PARAMETRIZATIONS", "THEORIES",
            "DATASETS"]

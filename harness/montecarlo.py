@@ -1,8 +1,8 @@
 """Monte Carlo over random initializations: NTK samples of many networks, batched.
 
-:func:`sample_ntk` draws ``samples`` networks of one architecture, network i with the
+:func:`sample_ntk` draws S = ``networks`` networks of one architecture, network i with the
 seed derived from ``(seed, i)`` (:func:`harness.networks.network_seed`), and returns
-the NTK row ``Theta(x_0, X_j)`` of each, shape [samples, N]. Networks are processed in
+the NTK row ``Theta(x_0, X_j)`` of each, shape [networks, N]. Networks are processed in
 chunks: the parameters of a chunk are stacked ([M, ...] per tensor) and the NTK
 implementation is vmapped over them when it declares ``vmappable``; otherwise it is
 called once per network. The chunk size follows a memory budget (default 512 MiB):
@@ -36,9 +36,9 @@ class MemoryBudgetError(MemoryError):
 
 @dataclass
 class NTKSamples:
-    """NTK entries of ``samples`` independent networks.
+    """NTK entries of S independent networks.
 
-    row: [samples, N] with row[s, j] = Theta_s(x_0, X_j); row[:, 0] is the diagonal
+    row: [networks, N] with row[s, j] = Theta_s(x_0, X_j); row[:, 0] is the diagonal
     Theta_s(x_0, x_0). Non-finite entries (overflow) are kept as they are; the verdict
     reports them.
     """
@@ -72,7 +72,7 @@ def bytes_per_network(architecture: Architecture, num_inputs: int, dtype: torch.
     return p * (itemsize * (2 + 2 * num_inputs) + draw_itemsize)
 
 
-def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples,
+def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, networks,
                    implementation: NTKImplementation | None = None) -> int:
     per_network = bytes_per_network(architecture, num_inputs, dtype, draw_dtype, implementation)
     if per_network > memory_budget_bytes:
@@ -81,7 +81,7 @@ def chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_by
             f"({architecture.parameter_count()} parameters, {num_inputs} inputs), more than the memory budget of "
             f"{memory_budget_bytes / 2**20:.1f} MiB (--ntk-memory-budget); raise --ntk-memory-budget or shrink the case"
         )
-    return max(1, min(samples, memory_budget_bytes // per_network))
+    return max(1, min(networks, memory_budget_bytes // per_network))
 
 
 def _checked(result, implementation: NTKImplementation, expected_shape, dtype) -> torch.Tensor:
@@ -105,7 +105,7 @@ def sample_ntk(
     architecture: Architecture,
     inputs: np.ndarray,
     *,
-    samples: int,
+    networks: int,
     seed: int,
     implementation: NTKImplementation,
     dtype: torch.dtype = torch.float64,
@@ -114,19 +114,19 @@ def sample_ntk(
     memory_budget_bytes: int = 512 * 2**20,
     progress: Callable[[int, int], None] | None = None,
 ) -> NTKSamples:
-    """NTK rows Theta(x_0, X_j) of ``samples`` networks; see the module docstring.
+    """NTK rows Theta(x_0, X_j) of S = ``networks`` networks; see the module docstring.
 
     inputs: [N, n_0] with x_0 in row 0. Exceptions raised inside the implementation are
     re-raised as :class:`ImplementationError` naming it.
     """
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1; got {samples}")
+    if networks < 1:
+        raise ValueError(f"networks must be >= 1; got {networks}")
     device = torch.device(device)
     start = time.perf_counter()
     f = MLP(architecture)
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     num_inputs = x.shape[0]
-    chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, samples, implementation)
+    chunk = chunk_size_for(architecture, num_inputs, dtype, draw_dtype, memory_budget_bytes, networks, implementation)
     expected = (num_inputs, num_inputs)
     rows = []
 
@@ -137,8 +137,8 @@ def sample_ntk(
         return implementation(f, params, x, x)
 
     batched = vmap(one) if implementation.vmappable else None
-    for first in range(0, samples, chunk):
-        indices = range(first, min(samples, first + chunk))
+    for first in range(0, networks, chunk):
+        indices = range(first, min(networks, first + chunk))
         params = init_parameters(architecture, seed, indices, dtype=dtype, device=device, draw_dtype=draw_dtype)
         try:
             if batched is not None:
@@ -161,7 +161,7 @@ def sample_ntk(
             ) from exc
         rows.append(result[:, 0, :].detach().to("cpu", torch.float64).numpy())
         if progress is not None:
-            progress(indices.stop, samples)
+            progress(indices.stop, networks)
     return NTKSamples(
         row=np.concatenate(rows),
         seconds=time.perf_counter() - start,

@@ -25,17 +25,21 @@ from pathlib import Path
 import pytest
 
 from harness import options as run_options_module
+from harness import stash
 from harness.report import ENVIRONMENT, RECORD  # names only: the package imports nothing
 
-MARKERS = {
+#: The markers of the harness itself; each kind's come from the kinds' registry (harness.kinds.markers).
+OWN_MARKERS = {
     "quick": "a small set of cases (under 2 minutes on 2 CPU cores) that catches a broken NTK",
     "paper": "the paper's own sizes; run only when asked with -m paper",
-    "dispersion": "NTK dispersion at initialization against theory",
-    "agreement": "an NTK implementation against the reference implementation",
-    "training": "NTK constancy during training",
-    "search": "a property-based search (hypothesis) for a disagreement with the reference",
-    "models": "agreement on the example models of cases/models (a user's nn.Module instead of the MLP)",
 }
+
+
+def markers() -> dict[str, str]:
+    """Every marker a case may carry -> its help (the kinds' registry is plain data: nothing is imported)."""
+    from harness.kinds import markers as kind_markers
+
+    return {**OWN_MARKERS, **kind_markers()}
 
 
 def pytest_addoption(parser):
@@ -69,7 +73,7 @@ def _checked_options(config) -> run_options_module.RunOptions:
 
 
 def pytest_configure(config):
-    for name, text in MARKERS.items():
+    for name, text in markers().items():
         config.addinivalue_line("markers", f"{name}: {text}")
     options = _checked_options(config)
     from harness import checks_at_start
@@ -78,17 +82,21 @@ def pytest_configure(config):
         checks_at_start.check_options(options, explicit_cache=config.getoption("ntk_cache_dir") is not None)
     except checks_at_start.StartError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config._ntk_harness_options = options
+    config.stash[stash.OPTIONS] = options
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(DiagnosisSummary(), "ntk-harness-diagnoses")
+        stash.register_helper(config, DiagnosisSummary(), "ntk-harness-diagnoses")
     shard = config.getoption("ntk_shard")
     if shard:
-        config._ntk_harness_shard = _parse_shard(shard)
+        config.stash[stash.SHARD] = _parse_shard(shard)
     if config.getoption("ntk_report_dir") or config.getoption("ntk_report_baseline") or config.getoption(
             "ntk_report_benchmarks"):
         from harness.report import session
 
         session.configure(config)
+
+
+def pytest_unconfigure(config):
+    stash.unregister_helpers(config)
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -169,11 +177,11 @@ class CaseItem(pytest.Item):
         from harness.runner import run_case
         from harness.verdict import format_record
 
-        options = self.config._ntk_harness_options
+        options = self.config.stash[stash.OPTIONS]
         options.progress = for_item(self, "Monte Carlo")  # None unless a terminal shows it
         record = run_case(self.case, options, nodeid=self.nodeid)
         self.user_properties.append((RECORD, record.to_record()))
-        if getattr(self.config, "_ntk_harness_report", False):
+        if self.config.stash.get(stash.REPORTING, False):
             from harness.report.environment import environment
 
             # again after the case: torch is loaded now (its threads, CUDA, GPU go in the record)
@@ -240,7 +248,7 @@ class DiagnosisSummary:
 
 
 def pytest_runtest_setup(item):
-    if isinstance(item, (CaseItem, InvalidCaseFile)) and getattr(item.config, "_ntk_harness_report", False):
+    if isinstance(item, (CaseItem, InvalidCaseFile)) and item.config.stash.get(stash.REPORTING, False):
         from harness.report.environment import environment
 
         item.user_properties.append((ENVIRONMENT, environment()))
@@ -252,7 +260,7 @@ def pytest_collection_modifyitems(session, config, items):
     drop = []
     if "paper" not in expression:
         drop = [item for item in items if isinstance(item, CaseItem) and item.get_closest_marker("paper")]
-    shard = getattr(config, "_ntk_harness_shard", None)
+    shard = config.stash.get(stash.SHARD, None)
     if shard:
         k, n = shard
         cases = sorted((item for item in items if isinstance(item, CaseItem) and item not in drop),
@@ -266,6 +274,6 @@ def pytest_collection_modifyitems(session, config, items):
         from harness import checks_at_start
 
         try:
-            checks_at_start.check_cache_dir(config._ntk_harness_options.cache_dir)
+            checks_at_start.check_cache_dir(config.stash[stash.OPTIONS].cache_dir)
         except checks_at_start.StartError as exc:
             raise pytest.UsageError(str(exc)) from None

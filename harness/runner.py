@@ -28,7 +28,7 @@ import time
 
 from harness.cases.schema import Case
 from harness.kinds import KINDS
-from harness.options import RunOptions, case_timeout
+from harness.options import RunOptions
 from harness.records import CaseRecord, Timing
 
 
@@ -126,7 +126,7 @@ def _user_code_digest(case: Case, options: RunOptions) -> str:
             functions.append(get_implementation(spec).function)
         except ImplementationError:
             digest.update(b"unloadable")
-    model = case.sections.get("model")
+    model = getattr(case.sections, "model", None)
     if model is not None:
         from harness.models import ModelError, load_factory
 
@@ -153,8 +153,7 @@ def resume_key(case: Case, options: RunOptions) -> str:
 
     if not _DIGEST:
         _DIGEST.append(_source_digest())
-    sections = {name: (dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
-                for name, value in case.sections.items()}
+    sections = dataclasses.asdict(case.sections)
     payload = {"kind": case.kind, "id": case.id, "sections": sections, "implementation": case.implementation,
                "expected_failure": case.expected_failure,
                "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation,
@@ -210,7 +209,11 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     nodeid = nodeid or nodeid_of(case)
     record = CaseRecord(case=case.id, kind=case.kind, nodeid=nodeid, source=nodeid.rsplit("::", 1)[0],
                         phase=kind.phase(case), markers=sorted(set(case.markers) | set(kind.markers)))
-    what = kind.implementation(case, options) or "the case"
+    resolution = kind.resolve(case, options)
+    # what the case runs, recorded before it runs: an error below keeps it
+    record.implementation = resolution.implementation_spec
+    record.device, record.dtype, record.seed = resolution.device, resolution.dtype, resolution.seed
+    record.expected_failure = kind.expected_failure(case)
     # imported before the clock starts: an alarm inside a module's first import would leave it
     # half-imported for every later case of the process
     import importlib
@@ -218,20 +221,20 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
     importlib.import_module(kind.run_module)
     start = time.perf_counter()
     try:
-        with time_limit(case_timeout(options, case.timeout), what):
-            outcome = kind.run(case, options)
+        with time_limit(resolution.timeout_seconds, resolution.implementation_spec):
+            resolution.load()
+            record.device = str(resolution.torch_device)
+            outcome = kind.run(case, options, resolution)
     except _user_errors() as exc:
         record.outcome = "error"
         record.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        record.implementation = options.implementation or case.implementation
         record.timing = Timing(total_seconds=time.perf_counter() - start)
         return record
     record.checks = outcome.checks
     record.result = outcome.result
-    record.implementation = outcome.implementation
-    record.device, record.dtype, record.seed = outcome.device, outcome.dtype, outcome.seed
+    record.implementation = outcome.implementation or record.implementation
     record.timing = outcome.timing
-    record.expected_failure = outcome.expected_failure or kind.expected_failure(case)
+    record.expected_failure = outcome.expected_failure or record.expected_failure
     record.outcome = decide_outcome(outcome.checks, case_expected_failure=outcome.expected_failure
                                     or case.expected_failure, skipped=outcome.skipped is not None)
     if outcome.skipped is not None:

@@ -8,7 +8,7 @@ calibration, not only on average over calibration seeds.
 
 Laws (duck-typed)
 -----------------
-Any object with ``.sample(size, rng) -> float array of shape [size]`` (``rng`` a
+Any object with ``.sample(draws, rng) -> float array of shape [size]`` (``rng`` a
 ``numpy.random.Generator``; independent draws), ``.key() -> str`` (a stable id of every
 parameter of the law, used in the disk cache) and ``.depth`` (int, only for cost estimates:
 one draw costs about ``depth + 1`` "layer-draws").  :class:`reference.ExactLaw` (diagonal
@@ -125,12 +125,12 @@ _REFERENCE_TAG = 0x9E3779B9  # goodness-of-fit reference samples: rng([seed, tag
 
 # ---------------------------------------------------------------------------- arguments
 def check_law(law, name: str = "law"):
-    """Return ``law`` if it provides ``sample(size, rng)``, ``key()`` and an integer ``depth``."""
+    """Return ``law`` if it provides ``sample(draws, rng)``, ``key()`` and an integer ``depth``."""
     depth = getattr(law, "depth", None)
     if (not callable(getattr(law, "sample", None)) or not callable(getattr(law, "key", None))
             or isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0):
         raise ValueError(
-            f"{name} must provide sample(size, rng) -> 1-D float array, key() -> str and an integer "
+            f"{name} must provide sample(draws, rng) -> 1-D float array, key() -> str and an integer "
             f"depth >= 0, like reference.ExactLaw (got {type(law).__name__})")
     return law
 
@@ -196,37 +196,37 @@ def estimate(theta, statistic: str) -> float:
 
 
 # ---------------------------------------------------------------------------- replicates
-def block_layout(samples: int, replicates: int) -> list[int]:
-    """Data sets per block, in block order: ``2^18 // samples`` each (at least 1), the last
+def block_layout(networks: int, replicates: int) -> list[int]:
+    """Data sets per block, in block order: ``2^18 // networks`` each (at least 1), the last
     block holding the rest.  Depends only on its arguments, never on the thread count."""
-    per_block = max(1, _BLOCK_DRAWS // samples)
+    per_block = max(1, _BLOCK_DRAWS // networks)
     full, rest = divmod(replicates, per_block)
     return [per_block] * full + ([rest] if rest else [])
 
 
-def map_replicates(law, samples: int, replicates: int, function, *, entropy=0, threads=None) -> dict:
-    """Apply ``function`` to ``replicates`` independent exact data sets of size ``samples``.
+def map_replicates(law, networks: int, replicates: int, function, *, entropy=0, threads=None) -> dict:
+    """Apply ``function`` to ``replicates`` independent exact data sets of size S = ``networks``.
 
     The data sets are drawn in the blocks of :func:`block_layout`; block b uses the generator
     ``default_rng(SeedSequence(entropy, spawn_key=(b,)))`` and ``function`` gets the block as a
-    float array of shape [r, samples] and returns ``{name: array of shape [r, ...]}``.  Blocks run
+    float array of shape [r, networks] and returns ``{name: array of shape [r, ...]}``.  Blocks run
     on ``threads`` threads (default: the CPUs this process may use); the concatenated result
     ``{name: array of shape [replicates, ...]}`` is identical for every thread count.
     """
     check_law(law)
-    samples = integer_at_least("samples", samples, 1)
+    networks = integer_at_least("networks", networks, 1)
     replicates = integer_at_least("replicates", replicates, 1)
     threads = _check_threads(threads)
-    layout = block_layout(samples, replicates)
+    layout = block_layout(networks, replicates)
 
     def run(block: int):
         rows = layout[block]
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(block,)))
-        x = np.asarray(law.sample(rows * samples, rng), dtype=float)
-        if x.shape != (rows * samples,):
-            raise ValueError(f"law.sample({rows * samples}, rng) must return shape ({rows * samples},) "
+        x = np.asarray(law.sample(rows * networks, rng), dtype=float)
+        if x.shape != (rows * networks,):
+            raise ValueError(f"law.sample({rows * networks}, rng) must return shape ({rows * networks},) "
                              f"(got {x.shape} from {type(law).__name__})")
-        return function(x.reshape(rows, samples))
+        return function(x.reshape(rows, networks))
 
     if threads == 1 or len(layout) == 1:
         parts = [run(b) for b in range(len(layout))]
@@ -236,16 +236,16 @@ def map_replicates(law, samples: int, replicates: int, function, *, entropy=0, t
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def replicate_estimates(law, samples: int, replicates: int, statistics=STATISTICS, seed: int = 0, *,
+def replicate_estimates(law, networks: int, replicates: int, statistics=STATISTICS, seed: int = 0, *,
                         threads=None) -> dict[str, np.ndarray]:
-    """Each estimator on ``replicates`` independent exact data sets of size ``samples``.
+    """Each estimator on ``replicates`` independent exact data sets of size S = ``networks``.
 
     Returns ``{statistic: array of shape [replicates]}`` (the data sets of :func:`map_replicates`
     with ``entropy=seed``; the same for every thread count).
     """
     statistics = _check_statistics(statistics)
     seed = integer_at_least("seed", seed, 0)
-    return map_replicates(law, samples, replicates, lambda x: _estimates(x, statistics),
+    return map_replicates(law, networks, replicates, lambda x: _estimates(x, statistics),
                           entropy=seed, threads=threads)
 
 
@@ -289,13 +289,13 @@ def replicate_count(alpha: float, *, delta=DEFAULT_DELTA, m: int = 1) -> int:
     return high
 
 
-def calibration_layer_draws(law, samples: int, alpha: float, *, delta=DEFAULT_DELTA, m: int = 1) -> int:
+def calibration_layer_draws(law, networks: int, alpha: float, *, delta=DEFAULT_DELTA, m: int = 1) -> int:
     """Cost of :func:`acceptance_intervals` with an empty cache, ``R * S * (depth + 1)`` layer-draws:
     the cost model of :class:`reference.ExactLaw` (about 55 ns a layer-draw on one core).  Laws
     whose draws cost more per layer (the joint law's pair draws, O(n k^2) a layer) take longer."""
     check_law(law)
-    samples = integer_at_least("samples", samples, 1)
-    return replicate_count(alpha, delta=delta, m=m) * samples * (int(law.depth) + 1)
+    networks = integer_at_least("networks", networks, 1)
+    return replicate_count(alpha, delta=delta, m=m) * networks * (int(law.depth) + 1)
 
 
 def _cache_path(cache_dir, payload: dict) -> str:
@@ -317,10 +317,10 @@ def _atomic_write_json(path: str, content: dict) -> None:
         raise
 
 
-def acceptance_intervals(law, samples: int, alpha: float = 1e-3, statistics=STATISTICS, cache_dir=None,
+def acceptance_intervals(law, networks: int, alpha: float = 1e-3, statistics=STATISTICS, cache_dir=None,
                          seed: int = 0, *, delta=DEFAULT_DELTA, m: int = 1,
                          threads=None) -> dict[str, tuple[float, float]]:
-    """Closed interval ``(lo, hi)`` per statistic for data of size ``samples`` drawn from ``law``.
+    """Closed interval ``(lo, hi)`` per statistic for data of size S = ``networks`` drawn from ``law``.
 
     With probability ``>= 1 - delta`` over the calibration (seeded by ``seed``, cached), each
     tail of the returned interval has a null false-alarm rate ``<= alpha / 2``, so
@@ -332,14 +332,14 @@ def acceptance_intervals(law, samples: int, alpha: float = 1e-3, statistics=STAT
     speed.  Construction and cost: module docstring.
     """
     check_law(law)
-    samples = integer_at_least("samples", samples, 2)
+    networks = integer_at_least("networks", networks, 2)
     alpha = probability_open("alpha", alpha)
     statistics = _check_statistics(statistics)
     seed = integer_at_least("seed", seed, 0)
     delta = _check_delta(delta)
     m = integer_at_least("m", m, 1)
     replicates = replicate_count(alpha, delta=delta, m=m)
-    payload = {"law": law.key(), "samples": samples, "alpha": alpha, "statistics": list(statistics),
+    payload = {"law": law.key(), "networks": networks, "alpha": alpha, "statistics": list(statistics),
                "seed": seed, "replicates": replicates, "m": m, "delta": delta,
                "construction": "exchangeable" if delta is None else "tolerance",
                "block_draws": _BLOCK_DRAWS, "version": CALIBRATION_VERSION}
@@ -353,7 +353,7 @@ def acceptance_intervals(law, samples: int, alpha: float = 1e-3, statistics=STAT
                         for s in statistics}
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass  # unreadable cache entry: recompute and overwrite
-    values = replicate_estimates(law, samples, replicates, statistics, seed, threads=threads)
+    values = replicate_estimates(law, networks, replicates, statistics, seed, threads=threads)
     intervals = {}
     for s in statistics:
         x = values[s]
@@ -369,9 +369,9 @@ def acceptance_intervals(law, samples: int, alpha: float = 1e-3, statistics=STAT
 _REFERENCE_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def default_reference_size(samples: int) -> int:
+def default_reference_size(networks: int) -> int:
     """Goodness-of-fit reference sample size: ``max(200_000, 100 S)``."""
-    return max(200_000, 100 * int(samples))
+    return max(200_000, 100 * int(networks))
 
 
 def reference_sample(law, size: int, seed: int = 0) -> np.ndarray:
@@ -399,21 +399,21 @@ def reference_error_bound(reference_size: int, delta=DEFAULT_DELTA) -> float:
     return math.sqrt(math.log(2.0 / delta) / (2.0 * reference_size))
 
 
-def goodness_of_fit_critical_distance(samples: int, level: float, reference_size: int,
+def goodness_of_fit_critical_distance(networks: int, level: float, reference_size: int,
                                       delta=DEFAULT_DELTA) -> float:
     """The largest KS distance D that :func:`goodness_of_fit` accepts at ``level`` (p >= level).
 
     ``delta`` given: ``kstwo.isf(level, S) + eps``; ``delta=None``: ``kstwo.isf(level, n_eff)``
     with ``n_eff = round(S N / (S + N))`` (scipy's two-sample asymptotic p-value).
     """
-    samples = integer_at_least("samples", samples, 2)
+    networks = integer_at_least("networks", networks, 2)
     level = probability_open("level", level)
     reference_size = integer_at_least("reference_size", reference_size, 2)
     delta = _check_delta(delta)
     if delta is None:
-        n_eff = round(samples * reference_size / (samples + reference_size))
+        n_eff = round(networks * reference_size / (networks + reference_size))
         return float(_stats.kstwo.isf(level, n_eff))
-    return float(_stats.kstwo.isf(level, samples)) + reference_error_bound(reference_size, delta)
+    return float(_stats.kstwo.isf(level, networks)) + reference_error_bound(reference_size, delta)
 
 
 def goodness_of_fit(law, theta, seed: int = 0, reference_size=None, *, delta=DEFAULT_DELTA) -> float:

@@ -266,14 +266,14 @@ class ExactLaw:
         return float(math.exp(m2 - 2.0 * m1))
 
     # ------------------------------------------------------------------ sampler
-    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
-        """``size`` independent exact draws of ``Theta(x, x)``; float64 array of shape [size]."""
-        size = integer_at_least("size", size, 0)
+    def sample(self, draws: int, rng: np.random.Generator) -> np.ndarray:
+        """``draws`` independent exact draws of ``Theta(x, x)``; float64 array of shape [draws]."""
+        draws = integer_at_least("draws", draws, 0)
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator (got {type(rng).__name__})")
-        out = np.empty(size)
-        for start in range(0, size, _CHUNK):
-            stop = min(size, start + _CHUNK)
+        out = np.empty(draws)
+        for start in range(0, draws, _CHUNK):
+            stop = min(draws, start + _CHUNK)
             out[start:stop] = self._sample_chunk(stop - start, rng)
         return out
 

@@ -426,29 +426,29 @@ class JointLaw:
             per_draw = neurons * (k * 8 * 4 + k * O * 8 * 3)
         return int(min(_MAX_CHUNK, max(_MIN_CHUNK, _CHUNK_BYTES // per_draw)))
 
-    def sample(self, size: int, rng: np.random.Generator, *, workers: int = 1) -> np.ndarray:
-        """``size`` independent exact draws of the NTK matrix.
+    def sample(self, draws: int, rng: np.random.Generator, *, workers: int = 1) -> np.ndarray:
+        """``draws`` independent exact draws of the NTK matrix.
 
-        Returns float64 ``[size, k, k]`` for ``output_dim == 1`` and ``[size, k, k, O, O]``
+        Returns float64 ``[draws, k, k]`` for ``output_dim == 1`` and ``[draws, k, k, O, O]``
         otherwise (``Theta[s, a, b, i, j] = sum_p df_i(x_a)/dp df_j(x_b)/dp``).  ``workers``
         threads run the chunks; the draws do not depend on ``workers`` (module docstring).
         """
-        size = integer_at_least("size", size, 0)
+        draws = integer_at_least("draws", draws, 0)
         rng = _check_rng(rng)
         workers = integer_at_least("workers", workers, 1)
         k, O = self.input_count, self.output_dim
-        shape = (size, k, k) if O == 1 else (size, k, k, O, O)
+        shape = (draws, k, k) if O == 1 else (draws, k, k, O, O)
         out = np.empty(shape)
-        if size == 0:
+        if draws == 0:
             return out
         chunk = self.chunk_size()
-        starts = list(range(0, size, chunk))
+        starts = list(range(0, draws, chunk))
         seeds = rng.integers(0, 2**63 - 1, size=len(starts), dtype=np.int64)
         local = threading.local()
 
         def run(index: int) -> None:
             start = starts[index]
-            stop = min(size, start + chunk)
+            stop = min(draws, start + chunk)
             child = np.random.Generator(np.random.SFC64(int(seeds[index])))
             if self.uses_pair_path:
                 if not hasattr(local, "workspace"):
@@ -599,7 +599,7 @@ class EntryLaw:
     """Exact law of one NTK entry ``Theta(x, y)`` (one output), from ``|x|^2``, ``|y|^2`` and
     ``<x, y>``: the pair path of :class:`JointLaw` (k = 2; k = 1 when ``x = y``).
 
-    Same protocol as :class:`reference.ExactLaw`: ``sample(size, rng) -> [size]``,
+    Same protocol as :class:`reference.ExactLaw`: ``sample(draws, rng) -> [draws]``,
     ``key() -> str``, ``depth``.  ``x = y`` (``norm_sq_x == norm_sq_y == inner_product``, i.e.
     ``|x - y|^2 = 0``, or an entry ``(a, a)`` of a :class:`JointLaw`) is the diagonal
     ``Theta(x, x)``, sampled with one input.
@@ -646,9 +646,9 @@ class EntryLaw:
                 f"activation={self.activation!r}, trainable_bias={self.trainable_bias}, "
                 f"parametrization={self.parametrization!r})")
 
-    def sample(self, size: int, rng: np.random.Generator, *, workers: int = 1) -> np.ndarray:
-        """``size`` independent exact draws of ``Theta(x, y)``; float64 array [size]."""
-        theta = self._joint.sample(size, rng, workers=workers)
+    def sample(self, draws: int, rng: np.random.Generator, *, workers: int = 1) -> np.ndarray:
+        """``draws`` independent exact draws of ``Theta(x, y)``; float64 array [draws]."""
+        theta = self._joint.sample(draws, rng, workers=workers)
         return theta[:, 0, 0] if self.is_diagonal else theta[:, 0, 1]
 
     def moments(self, draws: int, rng: np.random.Generator, *, workers: int = 1) -> "MomentSummary":
@@ -706,7 +706,7 @@ def summarize_moments(theta) -> MomentSummary:
 def moment_summary(law, draws: int, rng: np.random.Generator, *, workers: int = 1) -> MomentSummary:
     """Mean and dispersion, with Monte Carlo errors, of ``draws`` draws of ``law``.
 
-    ``law``: anything with ``sample(size, rng) -> [size]`` (:class:`EntryLaw`,
+    ``law``: anything with ``sample(draws, rng) -> [draws]`` (:class:`EntryLaw`,
     :class:`reference.ExactLaw`).  All draws are held in memory (8 bytes each).  Heavy tails:
     use >= 10^5 draws; see the module docstring.
     """

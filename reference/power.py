@@ -181,13 +181,13 @@ class DetectableScale:
                    curve=(np.array(content["curve"][0]), np.array(content["curve"][1])))
 
 
-def _ks_thresholds(reference: np.ndarray, samples: int, critical: float) -> tuple[np.ndarray, np.ndarray]:
+def _ks_thresholds(reference: np.ndarray, networks: int, critical: float) -> tuple[np.ndarray, np.ndarray]:
     """Per sorted sample index i = 1..S: the value ``c x_(i)`` must reach (``lower``; -inf = no
     constraint, +inf = impossible) and must not exceed (``upper``; +inf = no constraint)."""
     n_ref = reference.size
-    i = np.arange(1, samples + 1, dtype=float)
+    i = np.arange(1, networks + 1, dtype=float)
     # lower: smallest count k with k / N >= i/S - d (float comparisons as in the KS statistic)
-    p = i / samples - critical
+    p = i / networks - critical
     k = np.ceil(p * n_ref)
     k = np.where((k - 1.0) / n_ref >= p, k - 1.0, k)
     k = np.where(k / n_ref < p, k + 1.0, k)
@@ -195,11 +195,11 @@ def _ks_thresholds(reference: np.ndarray, samples: int, critical: float) -> tupl
     inside = (k >= 1) & (k <= n_ref)
     lower[inside] = reference[k[inside].astype(np.int64) - 1]
     # upper: largest count j with j / N <= (i-1)/S + d; then c x_(i) <= r_(j+1)
-    q = (i - 1.0) / samples + critical
+    q = (i - 1.0) / networks + critical
     j = np.floor(q * n_ref)
     j = np.where(j / n_ref > q, j - 1.0, j)
     j = np.where((j + 1.0) / n_ref <= q, j + 1.0, j)
-    upper = np.full(samples, np.inf)
+    upper = np.full(networks, np.inf)
     inside = (j >= 0) & (j < n_ref)
     upper[inside] = reference[j[inside].astype(np.int64)]
     upper[j < 0] = -np.inf   # cannot happen for d >= 0; kept for completeness
@@ -238,10 +238,10 @@ def _statistic_scale_range(name: str, values: np.ndarray, interval) -> tuple[np.
     return np.where(accepted, everything[0], nothing[0]), np.where(accepted, everything[1], nothing[1])
 
 
-def scale_acceptance(law, samples: int, intervals=None, *, goodness_of_fit_level=None, reference_seed: int = 0,
+def scale_acceptance(law, networks: int, intervals=None, *, goodness_of_fit_level=None, reference_seed: int = 0,
                      reference_size=None, delta=_acceptance.DEFAULT_DELTA, replicates: int = 20_000, seed: int = 0,
                      threads=None) -> ScaleAcceptance:
-    """The accepted scale range of ``replicates`` null data sets of size ``samples`` (module docstring).
+    """The accepted scale range of ``replicates`` null data sets of size S = ``networks`` (module docstring).
 
     Args:
         law: duck-typed law (see :mod:`reference.acceptance`).
@@ -253,7 +253,7 @@ def scale_acceptance(law, samples: int, intervals=None, *, goodness_of_fit_level
             ``[seed, 0x706F776572]``, so never the calibration's own replicates).
     """
     _acceptance.check_law(law)
-    samples = integer_at_least("samples", samples, 2)
+    networks = integer_at_least("networks", networks, 2)
     replicates = integer_at_least("replicates", replicates, 1)
     seed = integer_at_least("seed", seed, 0)
     intervals = dict(intervals or {})
@@ -263,11 +263,11 @@ def scale_acceptance(law, samples: int, intervals=None, *, goodness_of_fit_level
     lower = upper = None
     if goodness_of_fit_level is not None:
         level = probability_open("goodness_of_fit_level", goodness_of_fit_level)
-        size = (_acceptance.default_reference_size(samples) if reference_size is None
+        size = (_acceptance.default_reference_size(networks) if reference_size is None
                 else integer_at_least("reference_size", reference_size, 2))
         reference = _acceptance.reference_sample(law, size, reference_seed)
-        critical = _acceptance.goodness_of_fit_critical_distance(samples, level, size, delta)
-        lower, upper = _ks_thresholds(reference, samples, critical)
+        critical = _acceptance.goodness_of_fit_critical_distance(networks, level, size, delta)
+        lower, upper = _ks_thresholds(reference, networks, critical)
 
     def ranges(x: np.ndarray) -> dict:
         out = {}
@@ -279,7 +279,7 @@ def scale_acceptance(law, samples: int, intervals=None, *, goodness_of_fit_level
             out[GOODNESS_OF_FIT + ":low"], out[GOODNESS_OF_FIT + ":high"] = _ks_scale_range(x, lower, upper)
         return out
 
-    raw = _acceptance.map_replicates(law, samples, replicates, ranges, entropy=[seed, _POWER_TAG], threads=threads)
+    raw = _acceptance.map_replicates(law, networks, replicates, ranges, entropy=[seed, _POWER_TAG], threads=threads)
     checks = list(statistics) + ([GOODNESS_OF_FIT] if lower is not None else [])
     per_check = {}
     for name in checks:
@@ -302,18 +302,18 @@ class PowerEstimate:
     replicates: int
 
 
-def power_at_scale(c, law, samples: int, intervals=None, **options) -> PowerEstimate:
+def power_at_scale(c, law, networks: int, intervals=None, **options) -> PowerEstimate:
     """Probability that the family (``intervals`` and, with ``goodness_of_fit_level``, KS) fails on
-    ``c * Theta`` with S = ``samples``; ``c`` > 0 scalar or array.  ``options``: those of
+    ``c * Theta`` with S = ``networks``; ``c`` > 0 scalar or array.  ``options``: those of
     :func:`scale_acceptance`."""
     values = np.asarray(c, dtype=float)
     if not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"c must be finite and > 0 (got {c!r})")
-    accepted = scale_acceptance(law, samples, intervals, **options)
+    accepted = scale_acceptance(law, networks, intervals, **options)
     return PowerEstimate(accepted.power(values), accepted.standard_error(values), accepted.replicates)
 
 
-def minimum_detectable_scale(law, samples: int, intervals=None, *, power: float = 0.9, **options) -> DetectableScale:
+def minimum_detectable_scale(law, networks: int, intervals=None, *, power: float = 0.9, **options) -> DetectableScale:
     """The c < 1 and c > 1 at which ``Theta -> c Theta`` is caught with probability ``power``.
 
     Caught = any check of the family fails: each statistic in ``intervals`` (``{name: (lo, hi)}``,
@@ -324,7 +324,7 @@ def minimum_detectable_scale(law, samples: int, intervals=None, *, power: float 
     they cannot see a scale error.  ``options``: those of :func:`scale_acceptance`.
     """
     target = probability_open("power", power)
-    accepted = scale_acceptance(law, samples, intervals, **options)
+    accepted = scale_acceptance(law, networks, intervals, **options)
     se = math.sqrt(target * (1.0 - target) / accepted.replicates)
     z = _stats.norm.isf(0.025)
 
@@ -354,7 +354,7 @@ def minimum_detectable_scale(law, samples: int, intervals=None, *, power: float 
                            acceptance=accepted)
 
 
-def case_minimum_detectable_scale(law, samples: int, false_alarm_rate: float = 1e-3,
+def case_minimum_detectable_scale(law, networks: int, false_alarm_rate: float = 1e-3,
                                   statistics=_acceptance.STATISTICS, goodness_of_fit: bool = True, *,
                                   cache_dir=None, calibration_seed: int = 0, reference_seed: int = 0,
                                   delta=_acceptance.DEFAULT_DELTA, power: float = 0.9, replicates: int = 20_000,
@@ -368,9 +368,9 @@ def case_minimum_detectable_scale(law, samples: int, false_alarm_rate: float = 1
     statistics = _acceptance._check_statistics(statistics)
     false_alarm_rate = probability_open("false_alarm_rate", false_alarm_rate)
     level = false_alarm_rate / (len(statistics) + int(bool(goodness_of_fit)))
-    intervals = _acceptance.acceptance_intervals(law, samples, level, statistics, cache_dir=cache_dir,
+    intervals = _acceptance.acceptance_intervals(law, networks, level, statistics, cache_dir=cache_dir,
                                                  seed=calibration_seed, delta=delta, threads=threads)
-    payload = {"kind": "minimum_detectable_scale", "law": law.key(), "samples": int(samples),
+    payload = {"kind": "minimum_detectable_scale", "law": law.key(), "networks": int(networks),
                "intervals": {k: list(v) for k, v in intervals.items()},
                "goodness_of_fit_level": level if goodness_of_fit else None, "reference_seed": int(reference_seed),
                "delta": delta, "power": float(power), "replicates": int(replicates), "seed": int(seed),
@@ -385,7 +385,7 @@ def case_minimum_detectable_scale(law, samples: int, false_alarm_rate: float = 1
                 return DetectableScale.from_json(stored["result"])
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass  # missing or unreadable: recompute
-    result = minimum_detectable_scale(law, samples, intervals, power=power,
+    result = minimum_detectable_scale(law, networks, intervals, power=power,
                                       goodness_of_fit_level=level if goodness_of_fit else None,
                                       reference_seed=reference_seed, delta=delta, replicates=replicates,
                                       seed=seed, threads=threads)

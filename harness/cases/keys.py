@@ -73,15 +73,16 @@ def render(kinds) -> str:
              "## Every case", "", "| key | meaning |", "|---|---|"]
     lines += [f"| `{key}` | {_escape(text)} |" for key, text in CASE_KEYS.items()]
     lines.append("")
+    from harness.cases.schema import section_fields
+
     for name, kind in kinds.items():
-        optional = set(getattr(kind, "optional_sections", ()))
         import sys
 
         summary = (sys.modules[type(kind).__module__].__doc__ or "").strip().splitlines()
         lines += [f"## kind = \"{name}\"", "", _escape(summary[0]) if summary else ""]
         lines += ["", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
-        for section, cls in kind.sections.items():
-            marker = " (optional section)" if section in optional else ""
+        for section, (cls, optional) in section_fields(kind).items():
+            marker = " (optional section)" if optional else ""
             lines.append(f"| **[case.{section}]**{marker} | | | | {_escape((cls.__doc__ or '').strip().splitlines()[0])} |")
             lines += _section_rows(cls, section)
         lines.append("")

@@ -15,8 +15,10 @@ A case file holds one or more ``[[case]]`` tables::
     depth = [2, 4, 8]            # a list for a scalar key is a sweep
     ...
 
-Sections are dataclasses (:mod:`harness.cases.sections` and each kind's spec); a section
-the kind lists in ``optional_sections`` is ``None`` when the case does not give it. Field
+Sections are dataclasses (:mod:`harness.cases.sections` and each kind's spec); a kind's
+``sections`` is a dataclass with one field per section (its name the table's, its type the
+section's), and a case's ``sections`` is an instance of it. A section typed ``X | None`` is
+``None`` when the case does not give it. Field
 annotations give the type (int, float, bool, str, list[int], list[float], list[str], dict,
 ``X | None`` or a nested section dataclass for a sub-table); ``field(metadata=...)`` may
 give ``doc``, ``choices``, ``min``, ``min_exclusive``, ``max``, ``max_exclusive``,
@@ -92,13 +94,16 @@ class CaseError(ValueError):
 class Case:
     """One expanded case: validated sections, its id and where it came from.
 
-    ``id`` is ``name[readable-parameters]`` (the kind's ``case_id``), made unique within its
-    file with a ``-2``, ``-3`` suffix; it is the pytest item name and the record's ``case``.
+    ``id`` is ``name[readable-parameters]`` (the kind's ``case_id``), unique within its file
+    (two cases of one name are refused); it is the pytest item name and the record's ``case``.
+    ``sections``: the kind's typed sections (an instance of ``kind.sections``:
+    ``case.sections.network``, ...). ``implementation``: the case's ``implementation`` key, a
+    spec as the user wrote it.
     """
 
     name: str
     kind: str
-    sections: dict[str, Any]
+    sections: Any
     source: Path
     markers: list[str] = field(default_factory=list)
     implementation: str | None = None
@@ -310,6 +315,12 @@ def is_case_file(path: Path) -> bool:
     return isinstance(tables, list) and any(isinstance(t, dict) and "kind" in t for t in tables)
 
 
+def section_fields(kind) -> dict[str, tuple[type, bool]]:
+    """A kind's sections: name -> (section dataclass, optional?), from the fields of ``kind.sections``."""
+    return {f.name: _strip_optional(annotation) for f, annotation in
+            ((f, _fields(kind.sections)[f.name][1]) for f in dataclasses.fields(kind.sections))}
+
+
 def _case_name(raw, position: int) -> str:
     name = raw.get("name") if isinstance(raw, dict) else None
     return name if isinstance(name, str) and name else f"#{position + 1}"
@@ -355,7 +366,7 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
         timeout = float(timeout)
 
     sections = {k: v for k, v in raw.items() if k not in CASE_KEYS}
-    allowed = kind.sections
+    allowed = section_fields(kind)
     for name, table in sections.items():
         if name not in allowed:
             raise fail(
@@ -366,7 +377,7 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
 
     axes: list[tuple[tuple[str, ...], list]] = []
     try:
-        for name, cls in allowed.items():
+        for name, (cls, _optional) in allowed.items():
             if name in sections:
                 axes += _sweep_axes(cls, sections[name], (name,))
     except FieldError as exc:
@@ -385,9 +396,8 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
             sweep[".".join(path)] = value
         suffix = f" (in the sweep point {sweep})" if sweep else ""
         built = {}
-        optional = getattr(kind, "optional_sections", ())
-        for name, cls in allowed.items():
-            if name in optional and name not in concrete:
+        for name, (cls, optional) in allowed.items():
+            if optional and name not in concrete:
                 built[name] = None   # an optional section the case does not give
                 continue
             try:
@@ -396,7 +406,8 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
                 raise fail(exc.reason + suffix, exc.key) from None
             except ValueError as exc:  # a rule without a key: the section names the file and case
                 raise fail(f"{exc}{suffix}", name) from None
-        case = Case(name=raw["name"], kind=kind_name, sections=built, source=source, markers=list(markers),
+        case = Case(name=raw["name"], kind=kind_name, sections=kind.sections(**built), source=source,
+                    markers=list(markers),
                     implementation=implementation, description=description, sweep=sweep, index=index,
                     expected_failure=expected_failure, timeout=timeout)
         validate = getattr(kind, "validate", None)

@@ -1,29 +1,16 @@
-"""Typed records of case runs (torch-free): what every kind returns and results.json holds.
+"""Typed records of case runs (torch-free): the types every kind's result is made of, and results.json.
 
 - :mod:`harness.records.base`: :class:`CaseRecord`, :class:`Check`, :class:`Interval`,
-  :class:`Estimate`, :class:`Timing`, :data:`SCHEMA_VERSION`;
-- one module per kind with its result type (``to_record`` / ``from_record``, its report
-  table, its figures): :mod:`~harness.records.dispersion`, :mod:`~harness.records.agreement`,
-  :mod:`~harness.records.training`;
+  :class:`Estimate`, :class:`Timing`, :class:`KindResult`, :data:`SCHEMA_VERSION`;
+- :mod:`harness.records.serialize`: the one generic path between record dataclasses and JSON;
+- :mod:`harness.records.schema`: ``results.schema.json``, generated from the types;
 - :mod:`harness.records.document`: the results.json document (load, validate, merge);
 - :mod:`harness.records.figures`: figure data (rendered by :mod:`harness.report.figures`).
 
-:data:`RESULT_TYPES` maps a kind's name to its result type; the report loops over it.
+Each kind's own result type, with its report table and figures, lives in its folder
+(``harness/kinds/<kind>/result.py``); :func:`harness.kinds.result_types` maps a kind's name to it.
 """
-from harness.records.agreement import AgreementResult, ImplementationAgreement, ModelDescription
 from harness.records.base import (SCHEMA_VERSION, CaseRecord, Check, Estimate, Interval, KindResult, RecordError,
                                   Timing)
-from harness.records.dispersion import DispersionResult, EntryResult
-from harness.records.search import SearchResult
-from harness.records.training import TrainingResult
 
-RESULT_TYPES: dict[str, type[KindResult]] = {
-    DispersionResult.kind: DispersionResult,
-    AgreementResult.kind: AgreementResult,
-    SearchResult.kind: SearchResult,
-    TrainingResult.kind: TrainingResult,
-}
-
-__all__ = ["RESULT_TYPES", "SCHEMA_VERSION", "AgreementResult", "CaseRecord", "Check", "DispersionResult",
-           "EntryResult", "Estimate", "ImplementationAgreement", "Interval", "KindResult", "ModelDescription",
-           "RecordError", "SearchResult", "Timing", "TrainingResult"]
+__all__ = ["SCHEMA_VERSION", "CaseRecord", "Check", "Estimate", "Interval", "KindResult", "RecordError", "Timing"]

@@ -249,7 +249,9 @@ class CaseRecord:
         if value["outcome"] not in OUTCOMES:
             raise RecordError(f"key 'outcome': expected one of {', '.join(OUTCOMES)}, got {value['outcome']!r}")
         if result_types is None:
-            from harness.records import RESULT_TYPES as result_types
+            from harness.kinds import result_types as registered
+
+            result_types = registered()
         result = None
         if value.get("result") is not None:
             result_type = result_types.get(value["kind"])

@@ -38,10 +38,10 @@ BENCHMARK = {
 
 
 def result_types() -> dict:
-    """kind name -> result type (:data:`harness.records.RESULT_TYPES`)."""
-    from harness.records import RESULT_TYPES
+    """kind name -> result type, from the kinds' registry (:func:`harness.kinds.result_types`)."""
+    from harness.kinds import result_types as registered
 
-    return RESULT_TYPES
+    return registered()
 
 
 def generate() -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.records import RESULT_TYPES
+from harness.kinds import result_types
 from harness.records.document import ResultsDocument
 from harness.records.figures import Figure, MatrixPanel, Panel
 
@@ -255,7 +255,7 @@ def draw_all(document: ResultsDocument, directory: Path) -> tuple[list[tuple[str
     by_kind: dict[str, list] = {}
     for record in document.records:
         by_kind.setdefault(record.kind, []).append(record)
-    for kind, result_type in RESULT_TYPES.items():
+    for kind, result_type in result_types().items():
         try:
             figures = result_type.figures(by_kind.get(kind, []))
         except Exception as exc:   # a figure is never worth the report: say why it is missing

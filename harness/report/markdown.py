@@ -1,7 +1,7 @@
 """``report.md``: the run's tables (tabulate, GitHub markdown), grouped by kind and phase.
 
 Sections: the run (command, hosts, versions, wall time, pass counts), one table per
-(kind, phase) made by the kind's result type (:data:`harness.records.RESULT_TYPES`; this
+(kind, phase) made by the kind's result type (:func:`harness.kinds.result_types`; this
 module knows none of their fields), the failed checks with their reasons, the expected
 failures with theirs, the figures, the implementation benchmarks, and the comparison with a
 baseline.
@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from tabulate import tabulate
 
 from harness.constants import PHASE_NAMES
-from harness.records import RESULT_TYPES, CaseRecord
+from harness.kinds import result_types
+from harness.records import CaseRecord
 from harness.records.document import ResultsDocument
 from harness.records.format import fmt, fmt_with_interval, verdict
 
@@ -92,7 +93,7 @@ def cases_section(records: list[CaseRecord]) -> list[str]:
     lines = []
     for kind, phases in sorted(grouped(records).items()):
         lines += [f"## {kind} cases", ""]
-        result_type = RESULT_TYPES.get(kind)
+        result_type = result_types().get(kind)
         for phase in _phase_sorted(phases):
             group = sorted(phases[phase], key=lambda r: r.case)
             if phase != "-":

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import stash
+
 from harness.report import ENVIRONMENT, RECORD
 
 RUNS = "runs"
@@ -49,7 +51,7 @@ def configure(config) -> None:
     if not directory:
         raise pytest.UsageError("--ntk-report-baseline and --ntk-report-benchmarks need --ntk-report-dir DIR")
     if hasattr(config, "workerinput"):
-        config._ntk_harness_report = True    # xdist worker: tag items; the controller writes
+        config.stash[stash.REPORTING] = True    # xdist worker: tag items; the controller writes
         return
     path = Path(directory).expanduser()
     if not path.is_absolute():
@@ -70,9 +72,9 @@ def configure(config) -> None:
             benchmarks = benchmarks_module.load(benchmarks_path)
         except benchmarks_module.BenchmarkFormatError as exc:
             raise pytest.UsageError(f"--ntk-report-benchmarks: {exc}") from None
-    config._ntk_harness_report = True
-    config.pluginmanager.register(ReportCollector(config, path, baseline, benchmarks, baseline_path),
-                                  "ntk-harness-report-collector")
+    config.stash[stash.REPORTING] = True
+    stash.register_helper(config, ReportCollector(config, path, baseline, benchmarks, baseline_path),
+                          "ntk-harness-report-collector")
 
 
 def run_directory_name(started: float) -> str:
@@ -165,7 +167,7 @@ class ReportCollector:
         from harness.records.document import ResultsDocument
         from harness.report.environment import environment
 
-        session_state = getattr(self.config, "_ntk_harness_session", None)
+        session_state = self.config.stash.get(stash.SESSION, None)
         stopped = bool(session_state is not None and (session_state.shouldstop or session_state.shouldfail))
         # interrupted, or stopped early by -x / --maxfail: the records are the cases that finished
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or stopped
@@ -194,7 +196,7 @@ class ReportCollector:
         from harness.report.writer import update_latest, write_index, write_report
 
         self._restore_sigterm()
-        self.config._ntk_harness_session = session
+        self.config.stash[stash.SESSION] = session
         if int(exitstatus) == int(pytest.ExitCode.USAGE_ERROR):
             return
         if not self.benchmarks:

@@ -7,7 +7,7 @@ Three datasets, none downloaded at run time:
 - ``mnist``: the MNIST files the user has (the standard IDX files, optionally gzipped, or an
   .npz with x_train, y_train, x_test, y_test), located by the case's ``data_path`` or the
   environment variable ``NTK_HARNESS_MNIST`` (:func:`mnist_path`); 28x28 pixels 0..255,
-  inputs of dimension 784; ``samples`` takes a seeded class-stratified subset;
+  inputs of dimension 784; ``dataset_size`` takes a seeded class-stratified subset;
 - ``teacher_student``: Gaussian inputs labelled by a fixed random ReLU "teacher" network.
   The teacher's scalar output is cut at its quantiles into ``classes`` equally populated
   classes, so the classes are contiguous regions of a smooth function of the input and the
@@ -75,9 +75,9 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
 
 
-def _teacher_student(samples: int, input_dim: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _teacher_student(dataset_size: int, input_dim: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7EAC]))
-    x = rng.standard_normal((samples, input_dim))
+    x = rng.standard_normal((dataset_size, input_dim))
     h = x
     for fan_out in (64, 64):
         w = rng.standard_normal((h.shape[1], fan_out)) * np.sqrt(2.0 / h.shape[1])
@@ -86,7 +86,7 @@ def _teacher_student(samples: int, input_dim: int, classes: int, seed: int) -> t
     # Quantile cut: class c holds the samples whose teacher score is in the c-th of
     # `classes` equal-count bins. Ranks make the classes exactly balanced (up to one).
     ranks = np.argsort(np.argsort(score, kind="stable"), kind="stable")
-    y = (ranks * classes) // samples
+    y = (ranks * classes) // dataset_size
     return x, y.astype(np.int64)
 
 
@@ -171,32 +171,32 @@ def _mnist(path: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def raw_data(name: str, *, samples: int = 2000, input_dim: int = 32, classes: int = 10,
+def raw_data(name: str, *, dataset_size: int = 2000, input_dim: int = 32, classes: int = 10,
              seed: int = 0, data_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unnormalized inputs [N, d] and labels [N] of dataset ``name``.
 
-    ``input_dim`` and ``classes`` apply to ``teacher_student`` only; ``samples`` is its size,
+    ``input_dim`` and ``classes`` apply to ``teacher_student`` only; ``dataset_size`` is its size,
     and for ``mnist`` a seeded, class-stratified subset of that many images (all of them when
-    ``samples`` is at least their number); ``data_path`` locates MNIST (:func:`mnist_path`).
+    ``dataset_size`` is at least their number); ``data_path`` locates MNIST (:func:`mnist_path`).
     """
     if name == "digits":
         return _digits()
     if name == "mnist":
         x, y = _mnist(str(mnist_path(data_path)))
-        if samples >= x.shape[0]:
+        if dataset_size >= x.shape[0]:
             return x, y
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x3A15]))
         chosen = []
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
-            take = int(round(samples * idx.size / y.size))
+            take = int(round(dataset_size * idx.size / y.size))
             chosen.append(idx[rng.permutation(idx.size)[:take]])
         chosen = np.sort(np.concatenate(chosen))
         return x[chosen], y[chosen]
     if name == "teacher_student":
-        if samples < classes:
-            raise DataError(f"teacher_student: samples ({samples}) must be at least classes ({classes})")
-        return _teacher_student(samples, input_dim, classes, seed)
+        if dataset_size < classes:
+            raise DataError(f"teacher_student: dataset_size ({dataset_size}) must be at least classes ({classes})")
+        return _teacher_student(dataset_size, input_dim, classes, seed)
     raise DataError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
 
 
@@ -265,14 +265,14 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 
 def load_dataset(name: str = "digits", *, normalization: str = "unit_norm", test_fraction: float = 0.25,
-                 probe_per_class: int = 10, data_seed: int = 0, samples: int = 2000, input_dim: int = 32,
+                 probe_per_class: int = 10, data_seed: int = 0, dataset_size: int = 2000, input_dim: int = 32,
                  classes: int = 10, data_path: str | None = None) -> Dataset:
     """Load, normalize and split dataset ``name`` and pick its probe set (see the module docstring)."""
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction must be in [0, 1); got {test_fraction!r}")
     if probe_per_class < 1:
         raise DataError(f"probe_per_class must be >= 1; got {probe_per_class!r}")
-    x, y = raw_data(name, samples=samples, input_dim=input_dim, classes=classes, seed=data_seed, data_path=data_path)
+    x, y = raw_data(name, dataset_size=dataset_size, input_dim=input_dim, classes=classes, seed=data_seed, data_path=data_path)
     check_probe_fits(y, test_fraction, probe_per_class, name)
     x = normalize(x, normalization, pixel_max=PIXEL_MAX.get(name))
     train, test = stratified_split(y, test_fraction, data_seed)

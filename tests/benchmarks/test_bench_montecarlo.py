@@ -130,7 +130,7 @@ def test_runner(benchmark, device):
     arch, x = _architecture(), _input("cpu").numpy()
     impl = get_implementation("jacobian")
     result = benchmark.pedantic(
-        sample_ntk, args=(arch, x), kwargs=dict(samples=SAMPLES, seed=0, implementation=impl, device=device),
+        sample_ntk, args=(arch, x), kwargs=dict(networks=SAMPLES, seed=0, implementation=impl, device=device),
         rounds=3, warmup_rounds=1,
     )
     _finish(benchmark)
@@ -145,7 +145,7 @@ def _user_case(implementation: str, device: str):
     raw = {"name": "bench", "kind": "dispersion", "implementation": implementation,
            "network": {"width": WIDTH, "depth": DEPTH, "sigma_w2": 2.0},
            "sampling": {"networks": SAMPLES, "seed": 0, "device": device},
-           "expect": {"reference": ["exact"], "statistics": ["mean"], "goodness_of_fit": False}}
+           "expect": {"theories": ["exact"], "statistics": ["mean"], "goodness_of_fit": False}}
     return assign_ids(expand_case(raw, Path("<benchmark>"), 0, KINDS), KINDS)[0]
 
 

@@ -47,13 +47,13 @@ def test_sweeps_expand_to_the_cartesian_product_with_readable_ids(tmp_path):
         "ordered-w8-L4-s1", "eoc-w8-L4-s2", "chaotic-w8-L4-s3",
     ]
     assert cases[1].sweep == {"network.depth": 2, "network.sigma_w2": 2.0}
-    assert cases[0].sections["network"].architecture().widths == (8, 8, 8)
+    assert cases[0].sections.network.architecture().widths == (8, 8, 8)
 
 
 def test_a_list_of_lists_sweeps_a_list_valued_key(tmp_path):
     text = GOOD.replace("width = 8\ndepth = [2, 4]", "hidden_widths = [[8, 8], [8, 16, 8]]")
     cases = load_case_file(write(tmp_path, text))
-    assert [c.sections["network"].architecture().hidden_widths for c in cases[::3]] == [(8, 8), (8, 16, 8)]
+    assert [c.sections.network.architecture().hidden_widths for c in cases[::3]] == [(8, 8), (8, 16, 8)]
     assert [c.id for c in cases[::3]] == ["demo[ordered-w8-L2-s1]", "demo[ordered-w8-16-L3-s1]"]
 
 
@@ -94,8 +94,8 @@ def test_the_exact_reference_covers_every_activation_but_the_asymptotic_one_only
     tanh = load_case_file(write(tmp_path, GOOD.replace("width = 8", 'width = 8\nactivation = "tanh"')))
     assert len(tanh) == 6 and tanh[0].id.startswith("demo[tanh-")
     text = GOOD.replace("width = 8", "width = 8\nsigma_b2 = 0.1") + (
-        '\n[case.expect]\nreference = ["asymptotic"]\n[case.expect.tolerance]\nordered = 0.1\neoc = 0.1\nchaotic = 0.1\n')
-    with pytest.raises(CaseError, match="asymptotic reference holds for ReLU networks with sigma_b2 = 0"):
+        '\n[case.expect]\ntheories = ["asymptotic"]\n[case.expect.tolerance]\nordered = 0.1\neoc = 0.1\nchaotic = 0.1\n')
+    with pytest.raises(CaseError, match="asymptotic theory holds for ReLU networks with sigma_b2 = 0"):
         load_case_file(write(tmp_path, text))
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.cases.schema import Case, CaseError
+from harness.cases.schema import Case, CaseError, section_fields
 from harness.kinds import KINDS, load_cases
 from harness.options import RunOptions
 
@@ -40,7 +40,7 @@ BASES = {
         "network": {"width": 4, "depth": 2, "sigma_w2": 2.0},
         "inputs": {"inner_products": [1.0, 0.5]},
         "sampling": {"networks": 8, "seed": 1},
-        "expect": {"reference": ["exact"], "statistics": ["mean", "log_mean"], "goodness_of_fit": False},
+        "expect": {"theories": ["exact"], "statistics": ["mean", "log_mean"], "goodness_of_fit": False},
     },
     "agreement": {
         "name": "fuzz", "kind": "agreement", "implementation": "jacobian",
@@ -58,7 +58,7 @@ BASES = {
         "network": {"hidden_widths": [4, 3], "sigma_w2": 1.0, "input_dim": 3},
         "inputs": {"kind": "random", "count": 2, "norm": 2.0},
         "sampling": {"networks": 8, "dtype": "float32"},
-        "expect": {"reference": ["asymptotic", "infinite-width"],
+        "expect": {"theories": ["asymptotic", "infinite-width"],
                    "tolerance": {"ordered": 9.0, "eoc": 9.0, "chaotic": 9.0},
                    "mean_tolerance": {"ordered": 9.0, "eoc": 9.0, "chaotic": 9.0}},
     },
@@ -66,7 +66,7 @@ BASES = {
         "name": "fuzz", "kind": "training",
         "network": {"width": 4, "depth": 2, "sigma_w2": 2.0, "input_dim": 32, "output_dim": 3},
         "training": {"learning_rate": 0.1, "steps": 2, "networks": 2, "probe_per_class": 2,
-                     "dataset": "teacher_student", "classes": 3, "samples": 60, "optimizer": "adam"},
+                     "dataset": "teacher_student", "classes": 3, "dataset_size": 60, "optimizer": "adam"},
         "depth_trend": {"depths": [1, 2]},
         "scaling": {"width_values": [2, 4], "depth_to_width": 0.5},
         "expect": {"eoc": {"depth_slope_not_above": 100.0, "width_exponent_not_below": -100.0}},
@@ -213,11 +213,11 @@ def plausible(annotation, metadata: dict):
 
 # section keys first: hypothesis leans towards the first entries of sampled_from
 FIELDS = {
-    kind: {path: (annotation, metadata) for name, cls in spec.sections.items()
+    kind: {path: (annotation, metadata) for name, (cls, _optional) in section_fields(spec).items()
            for path, annotation, metadata in _section_fields(cls, (name,))}
     for kind, spec in KINDS.items() if kind in {base["kind"] for base in BASES.values()}
 }
-KEY_PATHS = {kind: list(FIELDS[kind]) + [(name,) for name in KINDS[kind].sections] + [(key,) for key in TOP_LEVEL]
+KEY_PATHS = {kind: list(FIELDS[kind]) + [(name,) for name in section_fields(KINDS[kind])] + [(key,) for key in TOP_LEVEL]
              for kind in FIELDS}
 
 NAMES = st.sampled_from(["", "relu", "tanh", "erf", "float32", "float64", "cpu", "cuda:7", "banana", "exact",
@@ -305,7 +305,7 @@ def clamped(case: dict) -> dict:
         "sampling": {"networks": 20},
         "inputs": {"count": 4},
         "agreement": {"networks": 3, "inputs": 4, "other_inputs": 3},
-        "training": {"steps": 3, "networks": 2, "probe_per_class": 2, "samples": 200, "classes": 4,
+        "training": {"steps": 3, "networks": 2, "probe_per_class": 2, "dataset_size": 200, "classes": 4,
                      "checkpoints": 3, "eigenvalues": 3},
         "depth_trend": {"depths": 3},
         "scaling": {"width_values": 8, "depth": 3},

@@ -59,7 +59,7 @@ def test_ntk_parametrization_computes_the_same_function():
 def test_monte_carlo_matches_brute_force_network_by_network(trainable_bias):
     arch = Architecture(widths=(6, 8, 8, 8), sigma_w2=2.0, trainable_bias=trainable_bias)
     x = np.random.default_rng(1).standard_normal((3, 6))
-    samples = sample_ntk(arch, x, samples=5, seed=4, implementation=get_implementation("jacobian"))
+    samples = sample_ntk(arch, x, networks=5, seed=4, implementation=get_implementation("jacobian"))
     params = init_parameters(arch, 4, range(5))
     for i in range(5):
         expected = brute_force_diagonal(arch, unstack(params, i), torch.as_tensor(x[0]))
@@ -71,8 +71,8 @@ def test_monte_carlo_is_the_same_whatever_the_chunking():
     x = np.eye(4)[:2]
     impl = get_implementation("jacobian")
     small_budget = 3 * bytes_per_network(arch, 2, torch.float64, torch.float32)
-    chunked = sample_ntk(arch, x, samples=10, seed=2, implementation=impl, memory_budget_bytes=small_budget)
-    whole = sample_ntk(arch, x, samples=10, seed=2, implementation=impl)
+    chunked = sample_ntk(arch, x, networks=10, seed=2, implementation=impl, memory_budget_bytes=small_budget)
+    whole = sample_ntk(arch, x, networks=10, seed=2, implementation=impl)
     assert chunked.chunk_size == 3 and whole.chunk_size == 10
     np.testing.assert_array_equal(chunked.row, whole.row)
 
@@ -80,12 +80,12 @@ def test_monte_carlo_is_the_same_whatever_the_chunking():
 def test_a_network_larger_than_the_budget_fails_with_the_estimate():
     arch = Architecture(widths=(64, 64, 64), sigma_w2=2.0)
     with pytest.raises(MemoryBudgetError, match=r"MiB .* more than the memory budget of 0\.1 MiB"):
-        sample_ntk(arch, np.eye(64)[:1], samples=2, seed=0, implementation=get_implementation("jacobian"),
+        sample_ntk(arch, np.eye(64)[:1], networks=2, seed=0, implementation=get_implementation("jacobian"),
                    memory_budget_bytes=int(0.1 * 2**20))
 
 
 def test_float32_overflow_is_counted_not_hidden():
     arch = Architecture(widths=(8,) * 13, sigma_w2=1e4)
-    samples = sample_ntk(arch, np.eye(8)[:1], samples=4, seed=0, implementation=get_implementation("jacobian"),
+    samples = sample_ntk(arch, np.eye(8)[:1], networks=4, seed=0, implementation=get_implementation("jacobian"),
                          dtype=torch.float32)
     assert samples.nonfinite == 4

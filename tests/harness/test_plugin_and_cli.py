@@ -27,7 +27,7 @@ networks = 300
 seed = 5
 
 [case.expect]
-reference = ["exact"]
+theories = ["exact"]
 """
 
 
@@ -178,7 +178,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     closes the pipe before anything is written); the command stops quietly (exit 1, Python's
     convention for EPIPE), without a BrokenPipeError traceback or "Exception ignored" at exit."""
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "theory", "--width", "20", "--depth", "10",
-                                "--sigma-w2", "3.0", "--samples", "200"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                "--sigma-w2", "3.0", "--networks", "200"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     process.stdout.close()
     stderr = process.stderr.read()

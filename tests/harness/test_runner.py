@@ -101,7 +101,7 @@ def test_resume_reuses_finished_cases_and_recomputes_changed_ones(folder, tmp_pa
     stored = list((tmp_path / "records").glob("*.json"))
     assert len(stored) == 1 and stored[0].stem == resume_key(cases[0], options)
 
-    def must_not_run(case, options):
+    def must_not_run(case, options, resolution=None):
         raise AssertionError("a finished case was recomputed")
 
     monkeypatch.setattr(KINDS["dispersion"], "run", must_not_run)

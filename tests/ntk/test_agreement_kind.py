@@ -35,18 +35,18 @@ def _messages(outcome) -> str:
 
 
 def test_quick_agreement_cases_cover_the_issue():
-    archs = [c.sections["network"].architecture() for c in QUICK]
+    archs = [c.sections.network.architecture() for c in QUICK]
     assert len(QUICK) >= 8
     assert {a.output_dim for a in archs} >= {1, 10}
     assert {a.trainable_bias for a in archs} == {True, False}
     assert {a.parametrization for a in archs} == {"standard", "ntk"}
     assert {a.activation for a in archs} >= {"relu", "tanh", "erf"}
-    assert {c.sections["agreement"].dtype for c in QUICK} == {"float64", "float32"}
+    assert {c.sections.agreement.dtype for c in QUICK} == {"float64", "float32"}
     assert {a.depth for a in archs} >= {1, 2, 3, 4, 5, 8, 32}
     assert min(min(a.hidden_widths) for a in archs) == 2 and max(max(a.hidden_widths) for a in archs) >= 512
-    assert any(c.sections["agreement"].zero_input for c in QUICK)
-    assert all(c.sections["agreement"].networks >= 2 for c in QUICK)
-    assert all(set(c.sections["agreement"].call_shapes) == set(CALL_SHAPES) for c in QUICK)
+    assert any(c.sections.agreement.zero_input for c in QUICK)
+    assert all(c.sections.agreement.networks >= 2 for c in QUICK)
+    assert all(set(c.sections.agreement.call_shapes) == set(CALL_SHAPES) for c in QUICK)
 
 
 @pytest.mark.parametrize("name", list(BUILTINS))
@@ -54,7 +54,7 @@ def test_builtins_pass_every_quick_case(name):
     """The small architectures (the deep, narrow and wide quick cases run in `pytest cases`)."""
     for case in [c for c in QUICK if c.source.name == "builtin_architectures.toml"]:
         outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
-        assert outcome.passed, f"{name} on {KIND.case_id(case)}: {_messages(outcome)}"
+        assert outcome.checks_passed, f"{name} on {KIND.case_id(case)}: {_messages(outcome)}"
         names = {c.name for c in outcome.checks}
         assert {"agrees with jacobian", "symmetric", "positive semi-definite", "fresh parameters"} <= names
         assert outcome.result.max_relative_error <= outcome.result.rtol
@@ -67,7 +67,7 @@ def test_each_broken_implementation_is_caught_for_its_reason(broken):
     failures = []
     for case in QUICK:
         outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
-        if not outcome.passed:
+        if not outcome.checks_passed:
             message = _messages(outcome)
             assert spec in message, f"the message does not name the implementation: {message}"
             failures.append(message)
@@ -141,17 +141,19 @@ def test_case_level_implementation_is_used_and_ntk_impl_overrides_it(tmp_path):
     path.write_text('[[case]]\nname = "pinned"\nkind = "agreement"\nimplementation = "tests.ntk.broken:scaled"\n'
                     "[case.network]\nsigma_w2 = 2.0\ndepth = 2\nwidth = 6\n[case.agreement]\nnetworks = 2\n")
     (case,) = load_case_file(path)
-    pinned = KIND.run(case, RunOptions(device="cpu"))
-    assert not pinned.passed and pinned.implementation == "tests.ntk.broken:scaled"
-    overridden = KIND.run(case, RunOptions(device="cpu", implementation="structured"))
-    assert overridden.passed and overridden.implementation == "structured"
+    from harness.runner import run_case
+
+    pinned = run_case(case, RunOptions(device="cpu"))
+    assert not pinned.checks_passed and pinned.implementation == "tests.ntk.broken:scaled"
+    overridden = run_case(case, RunOptions(device="cpu", implementation="structured"))
+    assert overridden.checks_passed and overridden.implementation == "structured"
 
 
 @pytest.mark.parametrize("name", ["jacobian", "ntk-vector-products", "autograd-loop"])
 def test_general_builtins_pass_every_model_case(name):
     for case in MODEL_CASES:
         outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
-        assert outcome.passed, f"{name} on {case.id}: {_messages(outcome)}"
+        assert outcome.checks_passed, f"{name} on {case.id}: {_messages(outcome)}"
         assert outcome.result.model is not None and outcome.result.max_relative_error <= outcome.result.rtol
 
 
@@ -165,14 +167,14 @@ def test_structured_is_skipped_on_models_with_its_reason_not_passed():
 def test_each_model_feature_bug_is_caught_on_its_model_only():
     from tests.ntk.broken_models import BROKEN_ON_MODELS
 
-    model_of = {case.sections["model"].factory.split(":")[0]: case for case in MODEL_CASES}
+    model_of = {case.sections.model.factory.split(":")[0]: case for case in MODEL_CASES}
     for name, (model, phrase) in BROKEN_ON_MODELS.items():
         spec = f"tests.ntk.broken_models:{name}"
         for module, case in model_of.items():
             outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
             if module == model:
                 message = _messages(outcome)
-                assert not outcome.passed, f"{name} passed its model {model}"
+                assert not outcome.checks_passed, f"{name} passed its model {model}"
                 assert spec in message and phrase in message, message
             else:
-                assert outcome.passed, f"{name} failed on {module}, not its model: {_messages(outcome)}"
+                assert outcome.checks_passed, f"{name} failed on {module}, not its model: {_messages(outcome)}"

@@ -26,8 +26,16 @@ def _run(argv, capsys):
     return status, out.out, out.err
 
 
+def test_the_deprecated_spelling_samples_still_works_and_says_so(capsys):
+    argv = ["--width", "8", "--depth", "2", "--sigma-w2", "2.0", "--alpha", "0.05", "--json"]
+    status, out, err = _run(argv + ["--samples", "50"], capsys)
+    assert status == 0 and "--samples is deprecated" in err and "use --networks" in err
+    status_new, out_new, err_new = _run(argv + ["--networks", "50"], capsys)
+    assert status_new == 0 and err_new == "" and json.loads(out_new) == json.loads(out)
+
+
 def test_json_output(capsys):
-    status, out, err = _run(["--width", "20", "--depth", "10", "--sigma-w2", "3.0", "--samples", "100",
+    status, out, err = _run(["--width", "20", "--depth", "10", "--sigma-w2", "3.0", "--networks", "100",
                              "--alpha", "0.05", "--json"], capsys)
     assert status == 0 and err == ""
     result = json.loads(out)
@@ -64,8 +72,8 @@ def test_outside_exact_assumptions_says_so(capsys):
                            "--draws", "500"], capsys)
     assert status == 0 and "not applicable" in out and "ordered" in out
     status, out, err = _run(["--width", "20", "--depth", "5", "--sigma-w2", "2", "--activation", "tanh",
-                             "--samples", "10"], capsys)
-    assert status == 2 and "--samples" in err and "infinite-width" in err
+                             "--networks", "10"], capsys)
+    assert status == 2 and "--networks" in err and "infinite-width" in err
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -75,8 +83,8 @@ def test_outside_exact_assumptions_says_so(capsys):
     (["--width", "5", "--depth", "0", "--sigma-w2", "2"], "--depth"),
     (["--width", "5", "--depth", "3", "--sigma-w2", "-1"], "--sigma-w2"),
     (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--input-dim", "0"], "--input-dim"),
-    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--samples", "1"], "--samples"),
-    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--samples", "10", "--alpha", "1.5"], "--alpha"),
+    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--networks", "1"], "--networks"),
+    (["--width", "5", "--depth", "3", "--sigma-w2", "2", "--networks", "10", "--alpha", "1.5"], "--alpha"),
 ])
 def test_bad_input_exits_2_with_message(argv, needle, capsys):
     status, out, err = _run(argv, capsys)
@@ -245,7 +253,7 @@ def _flags(base, **changes):
     _flags(NET, inner_products=["-1", "1"], draws="200"), _flags(NET, inner_products=[str(c / 20) for c in range(20)],
                                                                draws="20"),
     _flags(NET, input_dim="1", inner_products=["-1"], draws="200"),
-    _flags(NET, draws="2", inner_products=["0.5"]), _flags(NET, samples="2"), _flags(NET, samples="20", alpha="0.99"),
+    _flags(NET, draws="2", inner_products=["0.5"]), _flags(NET, networks="2"), _flags(NET, networks="20", alpha="0.99"),
     _flags(NET, seed=str(2**63 - 1), inner_products=["0.5"], draws="10"),
 ], ids=lambda argv: " ".join(argv[6:]))
 def test_the_boundaries_are_accepted(argv, capsys):
@@ -281,10 +289,10 @@ def test_the_boundaries_are_accepted(argv, capsys):
      "expected -1 or 1 at input dimension 1"),
     (_flags(NET, draws="1"), "--draws: expected an integer in [2, 10000000], got 1"),
     (_flags(NET, draws="10000001"), "--draws: expected an integer in [2, 10000000], got 10000001"),
-    (_flags(NET, samples="1"), "--samples: expected an integer in [2, 1000000], got 1"),
-    (_flags(NET, samples="1000001"), "--samples: expected an integer in [2, 1000000], got 1000001"),
-    (_flags(NET, samples="10", alpha="9e-7"), "--alpha: expected a number in [1e-06, 1), got 9e-07"),
-    (_flags(NET, samples="10", alpha="1"), "--alpha: expected a number in [1e-06, 1), got 1.0"),
+    (_flags(NET, networks="1"), "--networks: expected an integer in [2, 1000000], got 1"),
+    (_flags(NET, networks="1000001"), "--networks: expected an integer in [2, 1000000], got 1000001"),
+    (_flags(NET, networks="10", alpha="9e-7"), "--alpha: expected a number in [1e-06, 1), got 9e-07"),
+    (_flags(NET, networks="10", alpha="1"), "--alpha: expected a number in [1e-06, 1), got 1.0"),
     (_flags(NET, seed="-1"), "--seed: expected an integer in [0, 9223372036854775807], got -1"),
     (_flags(NET, seed=str(2**63)), "--seed: expected an integer in [0, 9223372036854775807], got 9223372036854775808"),
 ])
@@ -304,8 +312,8 @@ def test_out_of_range_values_are_one_line_naming_flag_value_and_range(argv, mess
     # ~10 s for 2 draws of each of 7 entries (per layer and chunk ~100 us): more than 60 s
     (["--width", "1", "--depth", "100000", "--sigma-w2", "2", "--activation", "tanh", "--inner-products"]
      + ["-1", "1"] * 3, "--depth: the Monte Carlo of the exact joint law (for activation 'tanh') needs about "),
-    (["--width", "20", "--depth", "10", "--sigma-w2", "2", "--samples", "1000000"],
-     "--samples: calibrating the acceptance intervals would take about "),
+    (["--width", "20", "--depth", "10", "--sigma-w2", "2", "--networks", "1000000"],
+     "--networks: calibrating the acceptance intervals would take about "),
 ])
 def test_work_beyond_the_time_and_memory_limits_is_refused_at_once(argv, needle, capsys):
     status, out, err = _run(argv, capsys)
@@ -327,14 +335,14 @@ def test_unwritable_cache_dir_is_one_line(tmp_path, capsys):
     """A path under a regular FILE cannot be a directory, even for root (the tests may run as root)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    status, out, err = _run(NET + ["--samples", "10", "--ntk-cache-dir", str(blocker / "cache")], capsys)
+    status, out, err = _run(NET + ["--networks", "10", "--ntk-cache-dir", str(blocker / "cache")], capsys)
     assert status == 2 and out == ""
     assert err == (f"ntk-harness theory: error: --ntk-cache-dir: expected a writable directory, got "
                    f"'{blocker / 'cache'}' (Not a directory)\n")
 
 
 def test_cache_dir_is_used(tmp_path, capsys):
-    status, out, _ = _run(NET + ["--samples", "10", "--alpha", "0.05", "--ntk-cache-dir", str(tmp_path), "--json"],
+    status, out, _ = _run(NET + ["--networks", "10", "--alpha", "0.05", "--ntk-cache-dir", str(tmp_path), "--json"],
                           capsys)
     assert status == 0 and json.loads(out)["acceptance"]
     assert list(tmp_path.glob("acceptance-*.json"))

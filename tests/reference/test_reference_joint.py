@@ -304,7 +304,7 @@ def test_moment_summary_errors_are_calibrated():
         spread = np.std([getattr(s, value) for s in summaries], ddof=1)
         reported = np.median([getattr(s, error) for s in summaries])
         assert 1 / 1.6 < spread / reported < 1.6, (value, spread, reported)
-    exact = ExactLaw((6, 8, 8, 8), 2.0)                  # any law with sample(size, rng)
+    exact = ExactLaw((6, 8, 8, 8), 2.0)                  # any law with sample(draws, rng)
     s = moment_summary(exact, 50_000, np.random.default_rng(6))
     assert abs(s.mean - exact.mean()) < 4.5 * s.mean_error
     assert abs(s.dispersion - exact.dispersion()) < 4.5 * s.dispersion_error

@@ -28,7 +28,7 @@ CASES = textwrap.dedent("""
     seed = 7
 
     [case.expect]
-    reference = ["exact"]
+    theories = ["exact"]
     statistics = ["mean", "dispersion"]
     goodness_of_fit = false
     false_alarm_rate = 1e-3

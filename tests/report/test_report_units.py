@@ -11,10 +11,11 @@ import math
 import pytest
 
 from harness.architecture import Architecture
-from harness.records import (AgreementResult, CaseRecord, Check, DispersionResult, EntryResult, Estimate,
-                             ImplementationAgreement, Interval, Timing, TrainingResult)
+from harness.kinds.agreement.result import AgreementResult, ImplementationAgreement
+from harness.kinds.dispersion.result import DispersionResult, EntryResult
+from harness.kinds.training.result import ExperimentSeries, ProbeNTK, TrainingResult
+from harness.records import CaseRecord, Check, Estimate, Interval, Timing
 from harness.records import document as records
-from harness.records.training import ExperimentSeries, ProbeNTK
 from harness.report import baseline, benchmarks, figures, progress, writer
 
 

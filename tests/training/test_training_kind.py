@@ -103,7 +103,7 @@ def test_run_passes_and_reports_series(tmp_path):
     assert KIND.case_id(case) == "eoc-w8-L2-s2-sgd0.5-T20"
     outcome = KIND.run(case, RunOptions(device="cpu"))
     names = [c.name for c in outcome.checks]
-    assert outcome.passed, [(c.name, c.detail) for c in outcome.failed_checks]
+    assert outcome.checks_passed, [(c.name, c.detail) for c in outcome.failed_checks]
     assert any("grows with depth" in n for n in names) and any("does not vanish with width" in n for n in names)
     result = outcome.result
     assert result.value("relative_change") > 0
@@ -142,7 +142,7 @@ def test_level_checks_are_decided_on_the_interval_not_the_mean(tmp_path):
 def test_diverging_run_fails_with_step_and_learning_rate(tmp_path):
     (case,) = _load(tmp_path, learning_rate=1e8)
     outcome = KIND.run(case, RunOptions(device="cpu"))
-    assert not outcome.passed
+    assert not outcome.checks_passed
     (failed,) = outcome.failed_checks
     assert "diverged at step" in failed.detail and "learning_rate = 1e+08" in failed.detail
 
@@ -240,7 +240,7 @@ def test_full_blocks_only_when_asked(tmp_path):
 
 def test_phase_comparison_records_every_phase_and_tests_the_claim(tmp_path):
     from harness.records import CaseRecord
-    from harness.records.training import TrainingResult
+    from harness.kinds.training.result import TrainingResult
     from harness.runner import run_case
 
     (case,) = _phases(tmp_path, top='expected_failure = "tiny nets: ordered 0.1 vs 0.5"',

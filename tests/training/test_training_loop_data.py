@@ -44,7 +44,7 @@ def test_standardize_and_none():
 
 
 def test_teacher_student_is_balanced_and_seeded():
-    ds = data.load_dataset("teacher_student", samples=400, input_dim=8, classes=4, probe_per_class=5,
+    ds = data.load_dataset("teacher_student", dataset_size=400, input_dim=8, classes=4, probe_per_class=5,
                            test_fraction=0.2)
     assert ds.input_dim == 8 and ds.num_classes == 4
     counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]))
@@ -185,13 +185,13 @@ def test_mnist_reads_idx_files_the_test_writes(tmp_path, monkeypatch):
     _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
     data._mnist.cache_clear()
     monkeypatch.setenv(data.MNIST_VARIABLE, str(tmp_path))
-    ds = data.load_dataset("mnist", normalization="pixels", probe_per_class=3, samples=10**6)
+    ds = data.load_dataset("mnist", normalization="pixels", probe_per_class=3, dataset_size=10**6)
     assert ds.input_dim == 784 and ds.num_classes == 10
     assert ds.x_train.max() <= 1.0 and ds.x_train.min() >= 0.0
     # pixels / 255, not normalized per input: the first training image is an original image / 255
     first = images.reshape(200, -1) / 255.0
     assert any(np.array_equal(ds.x_train[0], row) for row in first)
-    subset = data.load_dataset("mnist", normalization="unit_norm", probe_per_class=3, samples=100)
+    subset = data.load_dataset("mnist", normalization="unit_norm", probe_per_class=3, dataset_size=100)
     assert subset.x_train.shape[0] + subset.x_test.shape[0] == 100
 
 

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     for case in load_case_file(args.case_file, {"training": KIND}):
         if args.select not in case.id:
             continue
-        training = dataclasses.replace(case.sections["training"], seed=args.seed)
+        training = dataclasses.replace(case.sections.training, seed=args.seed)
         case = dataclasses.replace(case, sections={**case.sections, "training": training})
         started = time.perf_counter()
         record = run_case(case, RunOptions(timeout_seconds=0))

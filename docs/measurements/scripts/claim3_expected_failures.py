@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from harness.records.document import load
-from harness.records.training import MEASURE_LABELS
+from harness.kinds.training.result import MEASURE_LABELS
 
 PHASE_NAMES = {"ordered": "ordered", "eoc": "EOC", "chaotic": "chaotic"}
 

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from harness.cases.schema import FieldError
 from harness.cases.sections import NetworkSection, doc
 from harness.constants import AGREEMENT_RTOL, DTYPE_NAMES, MODEL_INPUTS
+from harness.kinds.agreement.result import AgreementResult
 from harness.kinds.base import Kind
 
 
@@ -129,24 +130,38 @@ class ModelSection:
                                                   f"{self.input_shape}")
 
 
+@dataclass
+class AgreementSections:
+    """The sections of an agreement case: the harness MLP ``[case.network]`` or a user's model
+    ``[case.model]`` (exactly one), and ``[case.agreement]``."""
+
+    network: NetworkSection | None
+    model: ModelSection | None
+    agreement: AgreementSection
+
+
 class AgreementKind(Kind):
     name = "agreement"
-    sections = {"network": NetworkSection, "model": ModelSection, "agreement": AgreementSection}
-    optional_sections = ("network", "model")
+    sections = AgreementSections
+    result_type = AgreementResult
     markers = ("agreement",)
     run_module = "harness.kinds.agreement.run"
-    default_implementation = "every built-in"
+    default_implementation = None   # every built-in in turn
+    load_implementations = False    # a failure to load is the check "loads"
+
+    def settings(self, case) -> AgreementSection:
+        return case.sections.agreement
 
     def validate(self, case) -> None:
-        network, model = case.sections["network"], case.sections["model"]
-        section = case.sections["agreement"]
+        network, model = case.sections.network, case.sections.model
+        section = case.sections.agreement
         if model is not None and model.inputs == "digits" and max(section.inputs, section.other_inputs) > DIGITS_IMAGES:
             raise FieldError("agreement.inputs", f"digits has {DIGITS_IMAGES} images; inputs {section.inputs} and "
                                                  f"other_inputs {section.other_inputs} asked")
         if (network is None) == (model is None):
             raise FieldError("network", "give exactly one of [case.network] (the harness's MLP) and [case.model] "
                                         "(a model factory)")
-        section: AgreementSection = case.sections["agreement"]
+        section: AgreementSection = case.sections.agreement
         from harness.checks_at_start import check_device_key
 
         check_device_key("agreement.device", section.device)
@@ -159,13 +174,13 @@ class AgreementKind(Kind):
             check_network_size(network, count, "float64", inputs_key="agreement.inputs")
 
     def case_id(self, case) -> str:
-        section: AgreementSection = case.sections["agreement"]
-        model = case.sections["model"]
+        section: AgreementSection = case.sections.agreement
+        model = case.sections.model
         if model is not None:
             name = model.factory.rsplit(":", 1)[1]
             args = "-".join(f"{k}{v}" for k, v in sorted(model.kwargs.items()) if isinstance(v, (int, float, str)))
             return "-".join(p for p in (name, args, model.inputs, section.dtype) if p)
-        network: NetworkSection = case.sections["network"]
+        network: NetworkSection = case.sections.network
         hidden = network.layer_widths
         width = f"w{hidden[0]}" if len(set(hidden)) == 1 else "w" + "-".join(map(str, hidden))
         parts = [f"L{len(hidden)}", width, f"o{network.output_dim}", "bias" if network.trainable_bias else "nobias",

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import torch
 
-from harness.devices import resolve_device, resolve_dtype
-from harness.kinds.agreement import AgreementSection, ModelSection
+from harness.kinds.agreement import AgreementSection, AgreementSections, ModelSection
 from harness.kinds.agreement.diagnosis import (check_fresh, check_psd, check_symmetric, diagnose, largest,
                                                relative_error, user_frame, worst_entries)
-from harness.kinds.base import KindOutcome
+from harness.kinds.base import KindOutcome, Resolution
 from harness.networks import MLP, init_parameters, network_seed, unstack
 from harness.ntk.jacobian import jacobian_ntk
 from harness.ntk.registry import BUILTINS, ImplementationError, NTKImplementation, get_implementation
 from harness.options import RunOptions
-from harness.records import AgreementResult, Check, ImplementationAgreement, ModelDescription, Timing
+from harness.kinds.agreement.result import AgreementResult, ImplementationAgreement, ModelDescription
+from harness.records import Check, Timing
 
 MAX_DIAGNOSED = 3  # failures per case whose cause is looked for (the message shows three)
 LOADS = "a callable fn(f, params, x1, x2)"
@@ -82,26 +82,23 @@ class Problems:
     reference_seconds: float = 0.0
 
 
-def run(case, options: RunOptions) -> KindOutcome:
-    """Check the selected implementation (``--ntk-impl``, else the case's); with none selected,
-    check every built-in, so that the default suite tests them all (checks prefixed ``[name]``)."""
+def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
+    """Check every implementation of the resolution (the selected one, else every built-in, so that
+    the default suite tests them all, with their checks prefixed ``[name]``)."""
     start = time.perf_counter()
-    section: AgreementSection = case.sections["agreement"]
-    dtype_name = options.dtype or section.dtype
-    device = resolve_device(options.device if options.device is not None else section.device)
-    rtol = section.tolerance(dtype_name)
-    if case.sections["model"] is not None:
-        subject = model_subject(case.sections["model"], section, device, Path(case.source).parent)
+    sections: AgreementSections = case.sections
+    section = sections.agreement
+    device = resolution.torch_device
+    rtol = section.tolerance(resolution.dtype)
+    if sections.model is not None:
+        subject = model_subject(sections.model, section, device, Path(case.source).parent)
     else:
-        subject = mlp_subject(case.sections["network"], section, device)
-    selected = options.implementation or case.implementation   # None: every built-in
-    specs = [selected] if selected is not None else list(BUILTINS)
-    outcome = KindOutcome(implementation=selected or ",".join(specs), device=str(device), dtype=dtype_name,
-                          seed=section.seed)
+        subject = mlp_subject(sections.network, section, device)
+    outcome = KindOutcome()
     agreements = []
-    for spec in specs:
-        checks, agreement = check_implementation(spec, subject, resolve_dtype(dtype_name), device, rtol)
-        if selected is None:
+    for spec in resolution.implementation_specs:
+        checks, agreement = check_implementation(spec, subject, resolution.torch_dtype, device, rtol)
+        if resolution.every_builtin:
             for check in checks:
                 check.name = f"[{spec}] {check.name}"
         outcome.checks += checks
@@ -109,7 +106,7 @@ def run(case, options: RunOptions) -> KindOutcome:
     skipped = [a for a in agreements if a.skipped is not None]
     if len(skipped) == len(agreements):
         outcome.skipped = "; ".join(a.skipped for a in skipped)
-    network = case.sections["network"]
+    network = sections.network
     outcome.result = AgreementResult(
         networks=section.networks, inputs=section.inputs, other_inputs=section.other_inputs, rtol=rtol,
         implementations=agreements, architecture=network.architecture() if network is not None else None,
@@ -216,68 +213,104 @@ def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device
     label = f"NTK implementation {implementation.name!r}"
     shapes = [(s, s.xa.to(dtype), s.xa.to(dtype) if s.same else s.xb.to(dtype)) for s in subject.shapes]
     problems = Problems()
-    earlier_refs: list[tuple[int, torch.Tensor]] = []
-    earlier_results: list[tuple[int, torch.Tensor]] = []
-    fresh_shape = next((s for s, _, _ in shapes if not s.same), shapes[0][0]).name
-
+    earlier: Earlier = Earlier(fresh_shape=next((s for s, _, _ in shapes if not s.same), shapes[0][0]).name)
     for m in range(subject.networks):
-        f = subject.functions[m]
         params64 = unstack(subject.stacked64, m)
-        # copies: an implementation that writes into its arguments must not corrupt the reference
-        params = {name: value.to(dtype, copy=True) for name, value in params64.items()}
-        results = {}
-        for shape, xa, xb in shapes:
-            given_a = xa.clone()
-            given_b = given_a if shape.same else xb.clone()
-            start = time.perf_counter()
-            try:
-                result = implementation(f, params, given_a, given_b)
-            except Exception as exc:  # the user's code: report, never crash the session
-                checks.append(Check("runs", False, expected="a tensor",
-                                    detail=f"{label} raised {type(exc).__name__}: {exc}{user_frame(exc)} "
-                                           f"(network {m} of {subject.networks}, {shape.label()})"))
-                return checks, _finish(agreement, problems)
-            problems.implementation_seconds += time.perf_counter() - start
-            if not isinstance(result, torch.Tensor):
-                checks.append(Check("runs", False, expected="a tensor",
-                                    detail=f"{label} returned {type(result).__name__} for {shape.label()}, "
-                                           "expected a torch.Tensor"))
-                return checks, _finish(agreement, problems)
-            changed = [name for name, value in params.items() if not torch.equal(value, params64[name].to(dtype))]
-            changed += [n for n, v, x in (("x1", given_a, xa), ("x2", given_b, xb)) if not torch.equal(v, x)]
-            if changed:
-                problems.found["inputs"].append(f"network {m}, {shape.label()}: modified its arguments in place: "
-                                                f"{', '.join(sorted(set(changed)))}")
-            results[shape.name] = (shape, result)
+        results = _call_every_shape(implementation, label, subject, m, shapes, params64, dtype, problems, checks)
+        if results is None:   # the implementation raised or returned no tensor: reported in checks
+            return checks, _finish(agreement, problems)
+        _compare_with_reference(results, subject, m, params64, dtype, device, rtol, problems, earlier)
+    checks += _verdicts(problems, label, len(shapes), any(s.same for s, _, _ in shapes), dtype, device, rtol)
+    if problems.found["shape"] or problems.found["finite"]:
+        # the primary check failed: comparing values would only repeat it
+        return checks, _finish(agreement, problems)
+    if implementation.vmappable and not problems.found["agreement"] and len({id(g) for g in subject.functions}) == 1:
+        cross = next(((s, xa, xb) for s, xa, xb in shapes if s.name == earlier.fresh_shape), shapes[0])
+        checks.append(check_vmap(implementation, label, subject, dtype, cross[1], cross[2], earlier.references, rtol))
+    return checks, _finish(agreement, problems)
 
-        for name, (shape, result) in results.items():
-            xa64, xb64 = shape.xa, (shape.xa if shape.same else shape.xb)
-            start = time.perf_counter()
-            reference = jacobian_ntk(f, params64, xa64, xa64 if shape.same else xb64)
-            problems.reference_seconds += time.perf_counter() - start
-            block = (subject.num_outputs,) * 2 if subject.num_outputs > 1 else ()
-            want = (xa64.shape[0], xb64.shape[0]) + block
-            if not _shape_dtype_finite(problems, m, shape.label(), result, want, dtype, device):
-                continue
-            result64 = result.detach().to(torch.float64)
-            _agreement(problems, m, shape.label(), result64, reference, f, subject, params64, xa64, xb64, rtol,
-                       earlier_refs if name == fresh_shape else [])
-            if shape.same:
-                _matrix_checks(problems, m, result64, xa64.shape[0], subject.num_outputs, rtol)
-            if name == fresh_shape:
-                problem = check_fresh(result64, reference, earlier_results, earlier_refs, rtol)
-                if problem:
-                    problems.found["fresh"].append(f"network {m}: {problem}")
-                earlier_results.append((m, result64))
-                earlier_refs.append((m, reference))
+
+@dataclass
+class Earlier:
+    """The earlier networks' kernels and references in the call shape checked for freshness."""
+
+    fresh_shape: str
+    references: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    results: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+
+def _call_every_shape(implementation, label: str, subject: Subject, m: int, shapes, params64, dtype,
+                      problems: Problems, checks: list[Check]) -> dict | None:
+    """Network m's kernel in every call shape, on copies of its arguments (an implementation that
+    writes into them must not corrupt the reference); None when it raised or returned no tensor."""
+    f = subject.functions[m]
+    params = {name: value.to(dtype, copy=True) for name, value in params64.items()}
+    results = {}
+    for shape, xa, xb in shapes:
+        given_a = xa.clone()
+        given_b = given_a if shape.same else xb.clone()
+        start = time.perf_counter()
+        try:
+            result = implementation(f, params, given_a, given_b)
+        except Exception as exc:  # the user's code: report, never crash the session
+            checks.append(Check("runs", False, expected="a tensor",
+                                detail=f"{label} raised {type(exc).__name__}: {exc}{user_frame(exc)} "
+                                       f"(network {m} of {subject.networks}, {shape.label()})"))
+            return None
+        problems.implementation_seconds += time.perf_counter() - start
+        if not isinstance(result, torch.Tensor):
+            checks.append(Check("runs", False, expected="a tensor",
+                                detail=f"{label} returned {type(result).__name__} for {shape.label()}, "
+                                       "expected a torch.Tensor"))
+            return None
+        changed = [name for name, value in params.items() if not torch.equal(value, params64[name].to(dtype))]
+        changed += [n for n, v, x in (("x1", given_a, xa), ("x2", given_b, xb)) if not torch.equal(v, x)]
+        if changed:
+            problems.found["inputs"].append(f"network {m}, {shape.label()}: modified its arguments in place: "
+                                            f"{', '.join(sorted(set(changed)))}")
+        results[shape.name] = (shape, result)
+    return results
+
+
+def _compare_with_reference(results: dict, subject: Subject, m: int, params64, dtype, device, rtol: float,
+                            problems: Problems, earlier: Earlier) -> None:
+    """Network m's kernels against the float64 reference: shape, dtype, finiteness, agreement,
+    symmetry and positive semi-definiteness, freshness."""
+    f = subject.functions[m]
+    for name, (shape, result) in results.items():
+        xa64, xb64 = shape.xa, (shape.xa if shape.same else shape.xb)
+        start = time.perf_counter()
+        reference = jacobian_ntk(f, params64, xa64, xb64)
+        problems.reference_seconds += time.perf_counter() - start
+        block = (subject.num_outputs,) * 2 if subject.num_outputs > 1 else ()
+        want = (xa64.shape[0], xb64.shape[0]) + block
+        if not _shape_dtype_finite(problems, m, shape.label(), result, want, dtype, device):
+            continue
+        result64 = result.detach().to(torch.float64)
+        fresh = name == earlier.fresh_shape
+        _agreement(problems, m, shape.label(), result64, reference, f, subject, params64, xa64, xb64, rtol,
+                   earlier.references if fresh else [])
+        if shape.same:
+            _matrix_checks(problems, m, result64, xa64.shape[0], subject.num_outputs, rtol)
+        if fresh:
+            problem = check_fresh(result64, reference, earlier.results, earlier.references, rtol)
+            if problem:
+                problems.found["fresh"].append(f"network {m}: {problem}")
+            earlier.results.append((m, result64))
+            earlier.references.append((m, reference))
+
+
+def _verdicts(problems: Problems, label: str, shapes: int, any_same: bool, dtype, device, rtol: float) -> list[Check]:
+    """One check per kind of problem, with the first three found and each diagnosis once."""
+    checks = []
 
     def add(check_name: str, key: str, expected: str, measured: float | None = None, reference: float | None = None):
         found = problems.found[key]
         detail = f"{label}: " + " | ".join(found[:3]) if found else ""
         if len(found) > 3:
             detail += f" | ... ({len(found) - 3} more)"
-        if key == "agreement":   # each diagnosis once, with where it was made
-            detail += "".join(f" {hint} ({', '.join(where)})" for hint, where in problems.hints.items())
+        if key == "agreement":   # each diagnosis once, on its own line, with where it was made
+            detail += "".join(f"\n{hint} ({', '.join(where)})" for hint, where in problems.hints.items())
         checks.append(Check(check_name, not found, measured=measured, reference=reference, expected=expected,
                             detail=detail))
 
@@ -286,21 +319,17 @@ def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device
     add("dtype", "dtype", f"{dtype} on {device}")
     add("finite", "finite", "no NaN or infinity")
     if problems.found["shape"] or problems.found["finite"]:
-        # the primary check failed: comparing values would only repeat it
-        return checks, _finish(agreement, problems)
-    add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g} in "
-        f"{len(shapes)} call shapes", measured=largest(problems.errors), reference=rtol)
-    if any(s.same for s, _, _ in shapes):
+        return checks
+    add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g} in {shapes} call shapes",
+        measured=largest(problems.errors), reference=rtol)
+    if any_same:
         add("symmetric", "symmetric", f"max|K - K^T| / max|K| <= {rtol:g}", measured=largest(problems.asymmetry),
             reference=rtol)
         add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
             measured=min(problems.smallest_ratio) if problems.smallest_ratio else None, reference=-rtol)
     add("fresh parameters", "fresh", "each network's kernel computed from its own parameters")
     add("arguments unchanged", "inputs", "params, x1 and x2 as they were passed")
-    if implementation.vmappable and not problems.found["agreement"] and len({id(g) for g in subject.functions}) == 1:
-        cross = next(((s, xa, xb) for s, xa, xb in shapes if s.name == fresh_shape), shapes[0])
-        checks.append(check_vmap(implementation, label, subject, dtype, cross[1], cross[2], earlier_refs, rtol))
-    return checks, _finish(agreement, problems)
+    return checks
 
 
 def _shape_dtype_finite(problems: Problems, m: int, what: str, result, want, dtype, device) -> bool:

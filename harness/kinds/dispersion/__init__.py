@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 
 from harness.cases.schema import FieldError
 from harness.cases.sections import InputsSection, NetworkSection, SamplingSection, doc
-from harness.constants import PHASES, REFERENCES, STATISTICS
+from harness.constants import PHASES, THEORIES, STATISTICS
 from harness.kinds.base import Kind
+from harness.kinds.dispersion.result import DispersionResult
 
 
 @dataclass
@@ -52,10 +53,11 @@ class PhaseTolerance:
 
 @dataclass
 class DispersionExpectation:
-    """``[case.expect]`` of a dispersion case: which references, which statistics, how strict."""
+    """``[case.expect]`` of a dispersion case: which theories, which statistics, how strict."""
 
-    reference: list[str] = field(
-        default_factory=lambda: ["exact"], metadata=doc("references to check", choices=REFERENCES, min_length=1))
+    theories: list[str] = field(
+        default_factory=lambda: ["exact"], metadata=doc("theories to check the measurement against", choices=THEORIES,
+                                                        min_length=1))
     statistics: list[str] = field(
         default_factory=lambda: list(STATISTICS),
         metadata=doc("statistics checked against the exact law", choices=STATISTICS))
@@ -76,30 +78,37 @@ class DispersionExpectation:
         return list(self.statistics if self.joint_statistics is None else self.joint_statistics)
 
     def validate(self) -> None:
-        if "asymptotic" in self.reference and self.tolerance is None:
+        if "asymptotic" in self.theories and self.tolerance is None:
             raise FieldError("expect.tolerance",
-                             "the asymptotic reference needs [case.expect.tolerance] with ordered, eoc, chaotic")
-        if "infinite-width" in self.reference and self.mean_tolerance is None:
-            raise FieldError("expect.mean_tolerance", "the infinite-width reference needs "
+                             "the asymptotic theory needs [case.expect.tolerance] with ordered, eoc, chaotic")
+        if "infinite-width" in self.theories and self.mean_tolerance is None:
+            raise FieldError("expect.mean_tolerance", "the infinite-width theory needs "
                                                       "[case.expect.mean_tolerance] with ordered, eoc, chaotic")
-        for key in ("reference", "statistics", "joint_statistics"):
+        for key in ("theories", "statistics", "joint_statistics"):
             values = getattr(self, key) or []
             if len(set(values)) != len(values):
                 raise FieldError(f"expect.{key}", f"expected each entry once, got {values}")
-        if "exact" in self.reference and not (self.statistics or self.goodness_of_fit or self.joint_statistics):
+        if "exact" in self.theories and not (self.statistics or self.goodness_of_fit or self.joint_statistics):
             raise FieldError("expect.statistics",
-                             "the exact reference needs at least one statistic or goodness_of_fit = true")
+                             "the exact theory needs at least one statistic or goodness_of_fit = true")
+
+
+@dataclass
+class DispersionSections:
+    """The sections of a dispersion case: ``[case.network]``, ``[case.inputs]``, ``[case.sampling]``,
+    ``[case.expect]``."""
+
+    network: NetworkSection
+    inputs: InputsSection
+    sampling: SamplingSection
+    expect: DispersionExpectation
 
 
 class DispersionKind(Kind):
     name = "dispersion"
     markers = ("dispersion",)
-    sections = {
-        "network": NetworkSection,
-        "inputs": InputsSection,
-        "sampling": SamplingSection,
-        "expect": DispersionExpectation,
-    }
+    sections = DispersionSections
+    result_type = DispersionResult
     run_module = "harness.kinds.dispersion.run"
     #: the layer-wise factorization (fast, no parameter-sized Jacobian), held to the reference
     #: ``jacobian`` entry by entry by the differential check on a subset of the case's networks
@@ -108,10 +117,10 @@ class DispersionKind(Kind):
     def validate(self, case) -> None:
         from harness.checks_at_start import check_device_key, check_network_size
 
-        network: NetworkSection = case.sections["network"]
-        expect: DispersionExpectation = case.sections["expect"]
-        inputs: InputsSection = case.sections["inputs"]
-        sampling: SamplingSection = case.sections["sampling"]
+        network: NetworkSection = case.sections.network
+        expect: DispersionExpectation = case.sections.expect
+        inputs: InputsSection = case.sections.inputs
+        sampling: SamplingSection = case.sections.sampling
         # before anything builds the layers: refuse what no machine could compute
         check_network_size(network, inputs.number_of_inputs(), sampling.dtype,
                            inputs_key="inputs.count" if inputs.kind == "random" else "inputs.inner_products")
@@ -125,16 +134,16 @@ class DispersionKind(Kind):
                 f"expected a value >= {smallest_rate:g} (the calibrated intervals draw about 14 / alpha "
                 f"replicate data sets per check), got {expect.false_alarm_rate!r}"))
         exact_ok = network.activation == "relu" and network.sigma_b2 == 0
-        if "asymptotic" in expect.reference and not exact_ok:
-            raise FieldError("expect.reference",
-                             "the asymptotic reference holds for ReLU networks with sigma_b2 = 0 "
+        if "asymptotic" in expect.theories and not exact_ok:
+            raise FieldError("expect.theories",
+                             "the asymptotic theory holds for ReLU networks with sigma_b2 = 0 "
                              f"(got activation {network.activation!r}, sigma_b2 {network.sigma_b2}); the exact "
-                             "reference (the joint law of every entry) applies")
-        if "infinite-width" in expect.reference and network.activation != "relu":
-            raise FieldError("expect.reference", "the infinite-width NTK is implemented for ReLU only; "
+                             "theory (the joint law of every entry) applies")
+        if "infinite-width" in expect.theories and network.activation != "relu":
+            raise FieldError("expect.theories", "the infinite-width NTK is implemented for ReLU only; "
                                                  f"got activation {network.activation!r}")
-        if "asymptotic" in expect.reference and network.parametrization != "standard":
-            raise FieldError("expect.reference", "the asymptotic reference is for the standard parametrization")
+        if "asymptotic" in expect.theories and network.parametrization != "standard":
+            raise FieldError("expect.theories", "the asymptotic theory is for the standard parametrization")
         input_dim = network.architecture().input_dim
         needed = inputs.directions_needed()
         if needed > input_dim:
@@ -142,11 +151,14 @@ class DispersionKind(Kind):
                              f"{len(inputs.inner_products)} inputs at distinct angles need input_dim >= {needed}; "
                              f"the network has input_dim {input_dim}")
 
+    def settings(self, case) -> SamplingSection:
+        return case.sections.sampling
+
     def phase(self, case) -> str:
-        return case.sections["network"].phase
+        return case.sections.network.phase
 
     def case_id(self, case) -> str:
-        return "-".join(case.sections["network"].id_parts())
+        return "-".join(case.sections.network.id_parts())
 
 
 KIND = DispersionKind()

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 import reference
-from harness.devices import resolve_device, resolve_dtype
+from harness.devices import resolve_dtype
 from harness.inputs import make_inputs
-from harness.kinds.base import KindOutcome
-from harness.kinds.dispersion import KIND, DispersionExpectation
+from harness.kinds.base import KindOutcome, Resolution
+from harness.kinds.dispersion import DispersionExpectation, DispersionSections
 from harness.constants import AGREEMENT_RTOL, REFERENCE_IMPLEMENTATION
 from harness.montecarlo import MemoryBudgetError, NTKSamples, differential_check, sample_ntk
 from harness.networks import MLP
 from harness.ntk.registry import ImplementationError, get_implementation
 from harness.options import RunOptions
 from harness.records import Check, Interval, Timing
-from harness.records.dispersion import AsymptoticReference, DifferentialResult, DispersionResult, EntryResult
+from harness.kinds.dispersion.result import AsymptoticReference, DifferentialResult, DispersionResult, EntryResult
 from harness.statistics import summarize, t_interval
 
 CONFIDENCE = 0.95
-DEFAULT_IMPLEMENTATION = KIND.default_implementation
 #: Networks of a case recomputed by the differential check: this fraction of them, at least
 #: DIFFERENTIAL_MIN and at most DIFFERENTIAL_MAX; a fixed count (not a time budget), so that
 #: the record is reproducible. The reference costs a few times the structured Monte Carlo per
@@ -50,89 +50,38 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def run(case, options: RunOptions) -> KindOutcome:
+def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
+    """Sample the case's networks with the resolved implementation, then check every family."""
     total_start = time.perf_counter()
-    network = case.sections["network"]
-    sampling = case.sections["sampling"]
-    inputs = case.sections["inputs"]
-    expect: DispersionExpectation = case.sections["expect"]
-    architecture = network.architecture()
-    device = resolve_device(options.device or sampling.device)
-    dtype_name = options.dtype or sampling.dtype
-    implementation_name = KIND.implementation(case, options)
-    outcome = KindOutcome(implementation=implementation_name, device=str(device), dtype=dtype_name,
-                          seed=sampling.seed)
-    x, cosines = make_inputs(inputs, architecture.input_dim)
-    reason = get_implementation(implementation_name).supports(MLP(architecture))
+    sections: DispersionSections = case.sections
+    architecture = sections.network.architecture()
+    implementation = resolution.implementation
+    outcome = KindOutcome()
+    x, cosines = make_inputs(sections.inputs, architecture.input_dim)
+    reason = implementation.supports(MLP(architecture))
     if reason is not None:   # the implementation says it cannot: skipped, never passed
         outcome.skipped = reason
         outcome.timing = Timing(total_seconds=time.perf_counter() - total_start)
         return outcome
     try:
-        samples = _sample(architecture, x, sampling, implementation_name, dtype_name, device, options)
+        samples = _sample(architecture, x, sections.sampling, resolution, options)
     except (ImplementationError, MemoryBudgetError) as exc:
         outcome.checks.append(Check("NTK computed", False, detail=str(exc)))
         outcome.timing = Timing(total_seconds=time.perf_counter() - total_start)
         return outcome
-
-    outcome.checks.append(_finite_check(samples, dtype_name, implementation_name))
+    outcome.checks.append(_finite_check(samples, resolution.dtype, implementation.name))
     finite_rows = samples.row[np.isfinite(samples.row).all(axis=1)]
     result = DispersionResult(
-        architecture=architecture, input_norm_sq=inputs.norm**2, networks=sampling.networks,
-        entries=_entries(finite_rows, cosines, sampling.seed), nonfinite=samples.nonfinite,
+        architecture=architecture, input_norm_sq=sections.inputs.norm**2, networks=sections.sampling.networks,
+        entries=_entries(finite_rows, cosines, resolution.seed), nonfinite=samples.nonfinite,
         parameter_count=samples.parameter_count, chunk_size=samples.chunk_size,
     )
-
     reference_start = time.perf_counter()
-    # Bonferroni: the case's false-alarm rate is split equally between the families of
-    # statistical checks present (the exact law of the diagonal; the exact joint law of the
-    # entries it does not cover; infinite-width means), then between the checks of each.
-    diagonal_law = network.activation == "relu" and network.sigma_b2 == 0
-    joint_entries = list(range(1 if diagonal_law else 0, samples.row.shape[1]))
-    families = [name for name, present in (
-        ("exact", "exact" in expect.reference and diagonal_law and bool(expect.statistics or expect.goodness_of_fit)),
-        ("joint", "exact" in expect.reference and bool(joint_entries)
-         and bool(expect.other_statistics or expect.goodness_of_fit)),
-        ("infinite-width", "infinite-width" in expect.reference)) if present]
-    alpha_family = expect.false_alarm_rate / max(len(families), 1)
-    alpha_exact = alpha_family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1)
-    alpha_joint = alpha_family / max(len(expect.other_statistics) + int(expect.goodness_of_fit), 1)
-    alpha_mean = alpha_family / max(samples.row.shape[1] - 1, 1)  # column 0 is x_0 itself: the diagonal
-    result.alpha_per_check = {name: {"exact": alpha_exact, "joint": alpha_joint, "infinite-width": alpha_mean}[name]
-                              for name in families}
-
-    law = None
-    if diagonal_law and ("exact" in expect.reference or "asymptotic" in expect.reference):
-        law = reference.ExactLaw(architecture.widths, network.sigma_w2, trainable_bias=network.trainable_bias,
-                                 input_norm_sq=inputs.norm**2, parametrization=network.parametrization)
-        diagonal = result.diagonal
-        diagonal.exact_mean, diagonal.exact_second_moment = law.mean(), law.second_moment()
-        diagonal.exact_dispersion = law.dispersion()
-        if finite_rows.shape[0] >= 2:
-            diagonal.sampling_band = _sampling_band(law, finite_rows.shape[0], sampling.seed)
-    if "exact" in expect.reference and diagonal_law and finite_rows.shape[0] >= 2:
-        outcome.checks += _exact_checks(law, finite_rows[:, 0], result.diagonal, expect, alpha_exact, sampling.seed,
-                                        options)
-        if expect.power and expect.statistics:
-            # the scale error Theta -> c Theta this case's diagonal checks catch with probability 0.9
-            detectable = reference.case_minimum_detectable_scale(
-                law, finite_rows.shape[0], alpha_family, tuple(expect.statistics), expect.goodness_of_fit,
-                cache_dir=options.cache_dir, reference_seed=sampling.seed, replicates=POWER_REPLICATES)
-            result.minimum_detectable_scale = Interval(detectable.low, detectable.high)
-    if "exact" in expect.reference and joint_entries and finite_rows.shape[0] >= 2:
-        outcome.checks += _joint_checks(architecture, x, finite_rows, joint_entries, result, expect, alpha_joint,
-                                        sampling.seed)
-    if "asymptotic" in expect.reference:
-        outcome.checks.append(_asymptotic_check(result, expect, case.sections["network"].phase))
-    if "infinite-width" in expect.reference:
-        outcome.checks += _infinite_width_checks(result, finite_rows, expect, alpha_mean,
-                                                 case.sections["network"].phase)
-
+    outcome.checks += _theory_checks(sections, result, x, finite_rows, resolution.seed, options)
     reference_seconds = time.perf_counter() - reference_start
     differential_seconds = 0.0
-    if implementation_name != REFERENCE_IMPLEMENTATION:
-        check, result.differential = _differential_check(
-            architecture, x, samples, sampling, implementation_name, dtype_name, device)
+    if implementation.name != REFERENCE_IMPLEMENTATION:
+        check, result.differential = _differential_check(architecture, x, samples, sections.sampling, resolution)
         outcome.checks.append(check)
         differential_seconds = result.differential.seconds
     outcome.result = result
@@ -141,20 +90,90 @@ def run(case, options: RunOptions) -> KindOutcome:
     return outcome
 
 
-def _differential_check(architecture, x, samples: NTKSamples, sampling, implementation_name: str, dtype_name: str,
-                        device) -> tuple[Check, DifferentialResult]:
+@dataclass
+class FalseAlarmSplit:
+    """Bonferroni: the case's false-alarm rate split equally between the families of statistical
+    checks present (``exact``: the exact law of the diagonal; ``joint``: the exact joint law of the
+    entries it does not cover; ``infinite-width``: the means), then between each family's checks."""
+
+    families: list[str]
+    family: float
+    exact: float
+    joint: float
+    mean: float
+
+    @classmethod
+    def of(cls, expect: DispersionExpectation, diagonal_law: bool, joint_entries: list[int],
+           entries: int) -> FalseAlarmSplit:
+        families = [name for name, present in (
+            ("exact", "exact" in expect.theories and diagonal_law and bool(expect.statistics
+                                                                            or expect.goodness_of_fit)),
+            ("joint", "exact" in expect.theories and bool(joint_entries)
+             and bool(expect.other_statistics or expect.goodness_of_fit)),
+            ("infinite-width", "infinite-width" in expect.theories)) if present]
+        family = expect.false_alarm_rate / max(len(families), 1)
+        return cls(families=families, family=family,
+                   exact=family / max(len(expect.statistics) + int(expect.goodness_of_fit), 1),
+                   joint=family / max(len(expect.other_statistics) + int(expect.goodness_of_fit), 1),
+                   mean=family / max(entries - 1, 1))   # column 0 is x_0 itself: the diagonal
+
+    def per_check(self) -> dict[str, float]:
+        return {name: {"exact": self.exact, "joint": self.joint, "infinite-width": self.mean}[name]
+                for name in self.families}
+
+
+def _theory_checks(sections: DispersionSections, result: DispersionResult, x: np.ndarray, finite_rows: np.ndarray,
+                   seed: int, options: RunOptions) -> list[Check]:
+    """Every family of checks the case asks for, against the laws of :mod:`reference`."""
+    network, expect = sections.network, sections.expect
+    architecture = result.architecture
+    diagonal_law = network.activation == "relu" and network.sigma_b2 == 0
+    joint_entries = list(range(1 if diagonal_law else 0, finite_rows.shape[1]))
+    alphas = FalseAlarmSplit.of(expect, diagonal_law, joint_entries, finite_rows.shape[1])
+    result.alpha_per_check = alphas.per_check()
+    enough = finite_rows.shape[0] >= 2
+    checks = []
+    law = None
+    if diagonal_law and ("exact" in expect.theories or "asymptotic" in expect.theories):
+        law = reference.ExactLaw(architecture.widths, network.sigma_w2, trainable_bias=network.trainable_bias,
+                                 input_norm_sq=sections.inputs.norm**2, parametrization=network.parametrization)
+        diagonal = result.diagonal
+        diagonal.exact_mean, diagonal.exact_second_moment = law.mean(), law.second_moment()
+        diagonal.exact_dispersion = law.dispersion()
+        if enough:
+            diagonal.sampling_band = _sampling_band(law, finite_rows.shape[0], seed)
+    if "exact" in expect.theories and diagonal_law and enough:
+        checks += _exact_checks(law, finite_rows[:, 0], result.diagonal, expect, alphas.exact, seed, options)
+        if expect.power and expect.statistics:
+            # the scale error Theta -> c Theta this case's diagonal checks catch with probability 0.9
+            detectable = reference.case_minimum_detectable_scale(
+                law, finite_rows.shape[0], alphas.family, tuple(expect.statistics), expect.goodness_of_fit,
+                cache_dir=options.cache_dir, reference_seed=seed, replicates=POWER_REPLICATES)
+            result.minimum_detectable_scale = Interval(detectable.low, detectable.high)
+    if "exact" in expect.theories and joint_entries and enough:
+        checks += _joint_checks(architecture, x, finite_rows, joint_entries, result, expect, alphas.joint, seed)
+    if "asymptotic" in expect.theories:
+        checks.append(_asymptotic_check(result, expect, network.phase))
+    if "infinite-width" in expect.theories:
+        checks += _infinite_width_checks(result, finite_rows, expect, alphas.mean, network.phase)
+    return checks
+
+
+def _differential_check(architecture, x, samples: NTKSamples, sampling, resolution: Resolution
+                        ) -> tuple[Check, DifferentialResult]:
     """The case's own networks, a seeded subset, recomputed with the reference entry by entry
     (:func:`harness.montecarlo.differential_check`): exact checking at the case's depth, width,
     inputs and call shape, whatever the statistics say."""
-    rtol = AGREEMENT_RTOL[dtype_name]
+    rtol = AGREEMENT_RTOL[resolution.dtype]
+    implementation = resolution.implementation
     networks = sampling.differential_networks or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
         DIFFERENTIAL_FRACTION * sampling.networks)))
     name = f"agrees with {REFERENCE_IMPLEMENTATION} on {networks} of its networks (differential)"
     try:
         found = differential_check(
-            architecture, x, samples.row, seed=sampling.seed, implementation=get_implementation(implementation_name),
-            reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolve_dtype(dtype_name),
-            draw_dtype=resolve_dtype(sampling.draw_dtype), device=device, networks=networks)
+            architecture, x, samples.row, seed=resolution.seed, implementation=implementation,
+            reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolution.torch_dtype,
+            draw_dtype=resolve_dtype(sampling.draw_dtype), device=resolution.torch_device, networks=networks)
     except ImplementationError as exc:   # the statistics above stay; this check says what went wrong
         return (Check(name, False, expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
                       detail=str(exc)),
@@ -168,17 +187,16 @@ def _differential_check(architecture, x, samples: NTKSamples, sampling, implemen
         f"agrees with {REFERENCE_IMPLEMENTATION} on {found.networks} of its networks (differential)", passed,
         measured=found.max_relative_error, reference=rtol,
         expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
-        detail=(f"NTK implementation {implementation_name!r}: relative error {found.max_relative_error:.3g} > "
+        detail=(f"NTK implementation {implementation.name!r}: relative error {found.max_relative_error:.3g} > "
                 f"{rtol:g}; worst: {found.worst}" if not passed else ""))
     return check, result
 
 
-def _sample(architecture, x, sampling, implementation_name, dtype_name, device, options) -> NTKSamples:
+def _sample(architecture, x, sampling, resolution: Resolution, options: RunOptions) -> NTKSamples:
     """The NTK rows Theta_s(x_0, X_j) of the case's networks ([networks, N])."""
-    implementation = get_implementation(implementation_name)
     return sample_ntk(
-        architecture, x, samples=sampling.networks, seed=sampling.seed, implementation=implementation,
-        dtype=resolve_dtype(dtype_name), draw_dtype=resolve_dtype(sampling.draw_dtype), device=device,
+        architecture, x, networks=sampling.networks, seed=resolution.seed, implementation=resolution.implementation,
+        dtype=resolution.torch_dtype, draw_dtype=resolve_dtype(sampling.draw_dtype), device=resolution.torch_device,
         memory_budget_bytes=options.memory_budget_bytes, progress=options.progress,
     )
 

@@ -20,6 +20,7 @@ from harness.cases.schema import FieldError
 from harness.cases.sections import doc
 from harness.constants import ACTIVATIONS, DTYPE_NAMES
 from harness.kinds.base import Kind
+from harness.kinds.search.result import SearchResult
 
 
 @dataclass
@@ -44,15 +45,27 @@ class SearchSection:
             raise FieldError("search.activations", f"expected each activation once, got {self.activations}")
 
 
+@dataclass
+class SearchSections:
+    """The sections of a search case: ``[case.search]``."""
+
+    search: SearchSection
+
+
 class SearchKind(Kind):
     name = "search"
-    sections = {"search": SearchSection}
+    sections = SearchSections
+    result_type = SearchResult
     markers = ("agreement", "search")
     run_module = "harness.kinds.search.run"
-    default_implementation = "every built-in"
+    default_implementation = None   # every built-in in turn
+    load_implementations = False    # a failure to load is the check "loads"
+
+    def settings(self, case) -> SearchSection:
+        return case.sections.search
 
     def case_id(self, case) -> str:
-        s: SearchSection = case.sections["search"]
+        s: SearchSection = case.sections.search
         return f"L1-{s.max_depth}-w2-{s.max_width}-o1-{s.max_outputs}-{s.examples}ex-seed{s.seed}-{s.dtype}"
 
 

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.devices import resolve_device, resolve_dtype
 from harness.kinds.agreement import CALL_SHAPES, AgreementSection
 from harness.kinds.agreement.run import check_implementation, mlp_subject
-from harness.kinds.base import KindOutcome
+from harness.kinds.base import KindOutcome, Resolution
 from harness.kinds.search import SearchSection
-from harness.ntk.registry import BUILTINS
 from harness.options import RunOptions
 from harness.records import Check, Timing
-from harness.records.search import ImplementationSearch, SearchResult
+from harness.kinds.search.result import ImplementationSearch, SearchResult
 
 SIGMA_W2 = (0.5, 1.0, 2.0, 3.0)
 SIGMA_B2 = (0.0, 0.1)
@@ -114,19 +112,15 @@ def examples_strategy(section: SearchSection):
     )
 
 
-def run(case, options: RunOptions) -> KindOutcome:
+def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
     from hypothesis import HealthCheck, find, settings
     from hypothesis.errors import NoSuchExample
 
     start = time.perf_counter()
-    section: SearchSection = case.sections["search"]
-    dtype_name = options.dtype or section.dtype
-    dtype = resolve_dtype(dtype_name)
-    device = resolve_device(options.device if options.device is not None else section.device)
-    selected = options.implementation or case.implementation   # None: every built-in
-    specs = [selected] if selected is not None else list(BUILTINS)
-    outcome = KindOutcome(implementation=selected or ",".join(specs), device=str(device), dtype=dtype_name,
-                          seed=section.seed)
+    section: SearchSection = case.sections.search
+    dtype_name, dtype, device = resolution.dtype, resolution.torch_dtype, resolution.torch_device
+    specs = resolution.implementation_specs
+    outcome = KindOutcome()
     result = SearchResult(seed=section.seed, budget=section.examples)
     strategy = examples_strategy(section)
     for spec in specs:
@@ -158,7 +152,7 @@ def run(case, options: RunOptions) -> KindOutcome:
             entry.counterexample = as_case(found, spec, dtype_name)
             entry.failure = failures.get(found, "")
         result.implementations.append(entry)
-        label = f"[{spec}] " if selected is None else ""
+        label = f"[{spec}] " if resolution.every_builtin else ""
         outcome.checks.append(Check(
             f"{label}no disagreement in {section.examples} generated examples", found is None,
             measured=float(tried), expected=f"every generated example agrees with the reference (seed {section.seed})",

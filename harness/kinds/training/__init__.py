@@ -66,6 +66,7 @@ from harness.cases.schema import FieldError
 from harness.cases.sections import NetworkSection, doc
 from harness.constants import DATASETS, DTYPE_NAMES, LOSSES, NORMALIZATIONS, OPTIMIZERS
 from harness.kinds.base import Kind
+from harness.kinds.training.result import TrainingResult
 
 #: Quantities that may be fitted in log space (positive at the last checkpoint).
 FITTABLE = ("relative_change", "relative_change_full", "misalignment", "block_ratio", "block_ratio_growth")
@@ -112,8 +113,8 @@ class TrainingSection:
     normalization: str = field(default="unit_norm", metadata=doc("input normalization", choices=NORMALIZATIONS))
     test_fraction: float = field(default=0.25, metadata=doc("held-out fraction per class", min=0, max_exclusive=1))
     data_seed: int = field(default=0, metadata=doc("seed of the split, the probe set and the teacher", min=0))
-    samples: int = field(default=2000, metadata=doc(
-        "teacher_student: number of samples; mnist: size of a class-stratified subset", min=2))
+    dataset_size: int = field(default=2000, metadata=doc(
+        "teacher_student: number of samples drawn; mnist: size of a class-stratified subset", min=2))
     data_path: str | None = field(default=None, metadata=doc(
         "mnist: folder of the IDX files or an .npz (default: $NTK_HARNESS_MNIST)"))
     classes: int = field(default=10, metadata=doc("teacher_student: number of classes", min=2))
@@ -171,8 +172,8 @@ class TrainingSection:
         """Samples of the smallest class before the split (from :data:`harness.constants.DATASETS`)."""
         known = DATASETS[self.dataset]["smallest_class"]
         if self.dataset == "mnist":   # a stratified subset of `samples` images (smallest class: 9.0%)
-            return min(known, int(self.samples * 0.09))
-        return known if known is not None else self.samples // self.classes
+            return min(known, int(self.dataset_size * 0.09))
+        return known if known is not None else self.dataset_size // self.classes
 
     def checkpoint_steps(self) -> tuple[int, ...]:
         return checkpoint_steps(self.steps, self.checkpoints)
@@ -313,28 +314,43 @@ def phase_networks(case) -> list[NetworkSection]:
     ``[case.phases] sigma_w2`` value (same everything else)."""
     import dataclasses
 
-    network = case.sections["network"]
-    phases: PhasesSection = case.sections["phases"]
+    network = case.sections.network
+    phases: PhasesSection = case.sections.phases
     if not phases.sigma_w2:
         return [network]
     return [dataclasses.replace(network, sigma_w2=value) for value in phases.sigma_w2]
 
 
+@dataclass
+class TrainingSections:
+    """The sections of a training case."""
+
+    network: TrainingNetworkSection
+    training: TrainingSection
+    depth_trend: DepthTrendSection
+    scaling: ScalingSection
+    phases: PhasesSection
+    expect: TrainingExpectation
+
+
 class TrainingKind(Kind):
     name = "training"
-    sections = {"network": TrainingNetworkSection, "training": TrainingSection, "depth_trend": DepthTrendSection,
-                "scaling": ScalingSection, "phases": PhasesSection, "expect": TrainingExpectation}
+    sections = TrainingSections
+    result_type = TrainingResult
+    #: computes the full per-output blocks (full_blocks = true); the output trace goes through the
+    #: structured path of harness.training.probe
+    default_implementation = "jacobian"
     markers = ("training",)
     run_module = "harness.kinds.training.run"
 
     def validate(self, case) -> None:
         from harness.checks_at_start import MAX_CASE_DEPTH, check_device_key, check_network_size
 
-        network: NetworkSection = case.sections["network"]
-        training: TrainingSection = case.sections["training"]
-        trend: DepthTrendSection = case.sections["depth_trend"]
-        scaling: ScalingSection = case.sections["scaling"]
-        phases: PhasesSection = case.sections["phases"]
+        network: NetworkSection = case.sections.network
+        training: TrainingSection = case.sections.training
+        trend: DepthTrendSection = case.sections.depth_trend
+        scaling: ScalingSection = case.sections.scaling
+        phases: PhasesSection = case.sections.phases
         self._validate_phases(case, network, phases)
         if case.expected_failure and phases.expected_failures:
             raise FieldError("phases.expected_failures", "give the expected failure either for the whole case "
@@ -368,13 +384,13 @@ class TrainingKind(Kind):
         if not math.isfinite(training.learning_rate):
             raise FieldError("training.learning_rate", "expected a finite number")
         if not training.full_blocks:
-            expect: TrainingExpectation = case.sections["expect"]
+            expect: TrainingExpectation = case.sections.expect
             for phase in ("ordered", "eoc", "chaotic"):
                 for key in ("relative_change_full_at_most", "relative_change_full_at_least"):
                     if getattr(getattr(expect, phase), key) is not None:
                         raise FieldError(f"expect.{phase}.{key}", "needs the full per-output blocks: set "
                                                                   "full_blocks = true in [case.training]")
-            for section, quantity in (("depth_trend", trend.quantity), ("scaling", case.sections["scaling"].quantity),
+            for section, quantity in (("depth_trend", trend.quantity), ("scaling", case.sections.scaling.quantity),
                                       *(("phases", q) for q in phases.quantities)):
                 if quantity == "relative_change_full":
                     raise FieldError(f"{section}.quantity", "relative_change_full needs the full per-output "
@@ -396,24 +412,27 @@ class TrainingKind(Kind):
         if "ordered" not in found or all(p == "ordered" for p in found):
             raise FieldError("phases.sigma_w2", f"expected at least one ordered and one other phase, got "
                                                 f"{dict(zip(phases.sigma_w2, found))}")
-        if case.sections["depth_trend"].depths or case.sections["scaling"].width_values:
+        if case.sections.depth_trend.depths or case.sections.scaling.width_values:
             raise FieldError("phases.sigma_w2", "a phase comparison trains one architecture per phase; "
                                                 "put depth trends and width scalings in cases of their own")
 
+    def settings(self, case) -> TrainingSection:
+        return case.sections.training
+
     def phase(self, case) -> str | None:
-        network = case.sections["network"]
+        network = case.sections.network
         return network.phase if network.sigma_w2 is not None else None
 
     def expected_failure(self, case) -> str | None:
         """The case's own reason, or the reasons of the measures ``[case.phases] expected_failures``
         names (each on its measure)."""
-        reasons = [f"{quantity}: {reason}" for quantity, reason in case.sections["phases"].expected_failures.items()]
+        reasons = [f"{quantity}: {reason}" for quantity, reason in case.sections.phases.expected_failures.items()]
         return case.expected_failure or ("; ".join(reasons) if reasons else None)
 
     def case_id(self, case) -> str:
-        network: NetworkSection = case.sections["network"]
-        training: TrainingSection = case.sections["training"]
-        phases: PhasesSection = case.sections["phases"]
+        network: NetworkSection = case.sections.network
+        training: TrainingSection = case.sections.training
+        phases: PhasesSection = case.sections.phases
         if phases.sigma_w2:
             import dataclasses
 

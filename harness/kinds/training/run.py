@@ -13,25 +13,21 @@ The probe NTK's output trace goes through the structured path for the harness's 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.devices import resolve_device, resolve_dtype
-from harness.kinds.base import KindOutcome
+from harness.kinds.base import KindOutcome, Resolution
 from harness.kinds.training import (LEVEL_BOUNDS, DepthTrendSection, PhaseExpectation, PhasesSection, ScalingSection,
-                                    TrainingSection, phase_networks)
-from harness.ntk import get_implementation
+                                    TrainingSection, TrainingSections, phase_networks)
 from harness.options import RunOptions
-from harness.records import Check, Interval, Timing, TrainingResult
-from harness.records.training import (ExperimentSeries, Fit, MeasureClaim, PhaseComparison, PhaseValue, ProbeNTK,
-                                      RatioTestResult)
+from harness.records import Check, Interval, Timing
+from harness.kinds.training.result import (ExperimentSeries, Fit, MeasureClaim, PhaseComparison, PhaseValue, ProbeNTK,
+                                      RatioTestResult, TrainingResult)
 from harness.training import metrics
 from harness.training.data import load_dataset
 from harness.training.experiment import QUANTITIES, ExperimentResult, run_experiment
 from harness.training.loop import DivergenceError, TrainingConfig
-
-DEFAULT_IMPLEMENTATION = "jacobian"
-
 
 def training_config(training: TrainingSection) -> TrainingConfig:
     return TrainingConfig(optimizer=training.optimizer, learning_rate=training.learning_rate, steps=training.steps,
@@ -39,95 +35,120 @@ def training_config(training: TrainingSection) -> TrainingConfig:
                           checkpoints=training.checkpoint_steps())
 
 
-def run(case, options: RunOptions) -> KindOutcome:
+@dataclass
+class Experiments:
+    """Every architecture a case trains, each once: (sigma_w2, depth, width) -> its experiment."""
+
+    dataset: object
+    config: TrainingConfig
+    training: TrainingSection
+    resolution: Resolution
+    options: RunOptions
+    results: dict = field(default_factory=dict)
+
+    def get(self, section, depth: int | None = None, width: int | None = None) -> ExperimentResult:
+        architecture = section.architecture(depth=depth, width=width)
+        key = self.key(section, depth, width)
+        if key not in self.results:
+            training, resolution = self.training, self.resolution
+            self.results[key] = run_experiment(
+                architecture, self.dataset, self.config, networks=training.networks, seed=resolution.seed,
+                implementation=resolution.implementation, memory_budget_bytes=self.options.memory_budget_bytes,
+                device=resolution.torch_device, dtype=resolution.torch_dtype, eigenvalues=training.eigenvalues,
+                full_blocks=training.full_blocks, matrix_checkpoints=tuple(training.matrix_checkpoints))
+        return self.results[key]
+
+    @staticmethod
+    def key(section, depth: int | None = None, width: int | None = None) -> tuple:
+        if depth is None:
+            return (section.sigma_w2, "base")
+        return (section.sigma_w2, depth, width or section.layer_widths[0])
+
+
+def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
+    """Train every architecture the case needs, then the level, phase, depth-trend and width checks."""
     started = time.perf_counter()
-    network = case.sections["network"]
-    training: TrainingSection = case.sections["training"]
-    trend: DepthTrendSection = case.sections["depth_trend"]
-    scaling: ScalingSection = case.sections["scaling"]
-    phases: PhasesSection = case.sections["phases"]
-    expectations = case.sections["expect"]
-    confidence = training.confidence
-    device = resolve_device(options.device if options.device is not None else training.device)
-    dtype_name = options.dtype if options.dtype is not None else training.dtype
-    dtype = resolve_dtype(dtype_name)
-    implementation = get_implementation(options.implementation or case.implementation or DEFAULT_IMPLEMENTATION)
+    sections: TrainingSections = case.sections
+    training = sections.training
     dataset = load_dataset(
         training.dataset, normalization=training.normalization, test_fraction=training.test_fraction,
-        probe_per_class=training.probe_per_class, data_seed=training.data_seed, samples=training.samples,
+        probe_per_class=training.probe_per_class, data_seed=training.data_seed, dataset_size=training.dataset_size,
         input_dim=training.input_dim(), classes=training.num_classes(), data_path=training.data_path,
     )
-    config = training_config(training)
-    used = "structured (output trace)" + (f", {implementation.name} (full blocks)" if training.full_blocks else "")
-    outcome = KindOutcome(implementation=used, device=str(device), dtype=dtype_name, seed=training.seed)
-    results: dict[tuple, ExperimentResult] = {}
-    depth_trend = width_scaling = comparison = None
-    phase_keys: set = set()
-
-    def experiment(section, depth: int | None = None, width: int | None = None) -> ExperimentResult:
-        architecture = section.architecture(depth=depth, width=width)
-        key = (section.sigma_w2, architecture.depth, architecture.hidden_widths[0]) if depth is not None else (
-            section.sigma_w2, "base")
-        if key not in results:
-            results[key] = run_experiment(
-                architecture, dataset, config, networks=training.networks, seed=training.seed,
-                implementation=implementation, memory_budget_bytes=options.memory_budget_bytes, device=device,
-                dtype=dtype, eigenvalues=training.eigenvalues, full_blocks=training.full_blocks,
-                matrix_checkpoints=tuple(training.matrix_checkpoints))
-        return results[key]
-
-    uniform = len(set(network.layer_widths)) == 1
-    base_shape = (network.depth_count, network.layer_widths[0]) if uniform else ()
-    sections = phase_networks(case)
+    experiments = Experiments(dataset, training_config(training), training, resolution, options)
+    used = "structured (output trace)" + (f", {resolution.implementation.name} (full blocks)"
+                                          if training.full_blocks else "")
+    outcome = KindOutcome(implementation=used)
+    network = sections.network
+    base_shape = (network.depth_count, network.layer_widths[0]) if len(set(network.layer_widths)) == 1 else ()
+    phase_sections = phase_networks(case)
+    fits: dict = {}
     try:
-        bases = []
-        for section in sections:
-            base = experiment(section, *base_shape)
-            bases.append(base)
-            expect: PhaseExpectation = getattr(expectations, section.phase)
-            outcome.checks += level_checks(base, expect, confidence,
-                                           label=f"{section.phase}, " if len(sections) > 1 else "")
-        if phases.sigma_w2:
-            checks, comparison = phase_check(bases, [s.phase for s in sections], phases, confidence)
-            outcome.checks += checks
-            phase_keys = {(s.sigma_w2, *base_shape) if uniform else (s.sigma_w2, "base") for s in sections}
-        expect = getattr(expectations, network.phase) if network.sigma_w2 is not None else None
-        if trend.depths:
-            checks, depth_trend = trend_check([experiment(network, d, base_shape[1]) for d in trend.depths], trend,
-                                              expect, confidence)
-            outcome.checks += checks
-        if scaling.width_values:
-            checks, width_scaling = scaling_check(
-                [experiment(network, scaling.depth_at(w), w) for w in scaling.width_values], scaling, expect,
-                confidence)
-            outcome.checks += checks
+        outcome.checks += _checks(sections, phase_sections, base_shape, experiments, fits)
         outcome.checks.insert(0, Check("training converged without divergence", True,
                                        expected="finite losses at every step",
-                                       detail=f"{len(results)} architectures x {training.networks} networks"))
+                                       detail=f"{len(experiments.results)} architectures x {training.networks} networks"))
     except DivergenceError as exc:
         outcome.checks.insert(0, Check("training converged without divergence", False, measured=exc.value,
                                        expected="finite losses at every step", detail=str(exc)))
+    phase_keys = {experiments.key(s, *base_shape) for s in phase_sections} if sections.phases.sigma_w2 else set()
     result = TrainingResult(
-        architecture=sections[0].architecture(), optimizer=training.optimizer, learning_rate=training.learning_rate,
-        steps=training.steps, batch_size=training.batch_size, loss=training.loss, dataset=training.dataset,
-        normalization=training.normalization, probe_size=int(dataset.x_probe.shape[0]), networks=training.networks,
-        checkpoints=list(config.checkpoints),
-        experiments=[_series(r) for key, r in results.items() if key not in phase_keys],
-        depth_trend=depth_trend, width_scaling=width_scaling, regime=phases.regime, phases=comparison)
-    own = results.get((sections[0].sigma_w2, *base_shape) if uniform else (sections[0].sigma_w2, "base"))
-    if own is not None:
-        result.probe_ntk = ProbeNTK(labels=own.probe_ntk["labels"], initial=own.probe_ntk.get("initial", []),
-                                    final=own.probe_ntk.get("final", []), depth=own.architecture.depth,
-                                    width=own.architecture.widths[1])
-        for q in QUANTITIES:
-            if q in own.series and own.series[q]:
-                result.final[q] = metrics.mean_interval(own.final(q), confidence)
-                result.per_network[q] = list(own.final(q))
+        architecture=phase_sections[0].architecture(), optimizer=training.optimizer,
+        learning_rate=training.learning_rate, steps=training.steps, batch_size=training.batch_size,
+        loss=training.loss, dataset=training.dataset, normalization=training.normalization,
+        probe_size=int(dataset.x_probe.shape[0]), networks=training.networks,
+        checkpoints=list(experiments.config.checkpoints),
+        experiments=[_series(r) for key, r in experiments.results.items() if key not in phase_keys],
+        depth_trend=fits.get("depth_trend"), width_scaling=fits.get("width_scaling"), regime=sections.phases.regime,
+        phases=fits.get("phases"))
+    _own_network(result, experiments.results.get(experiments.key(phase_sections[0], *base_shape)),
+                 training.confidence)
     outcome.result = result
     outcome.timing = Timing(total_seconds=time.perf_counter() - started,
-                            training_seconds=sum(r.timing["training_s"] for r in results.values()),
-                            ntk_seconds=sum(r.timing["ntk_s"] for r in results.values()))
+                            training_seconds=sum(r.timing["training_s"] for r in experiments.results.values()),
+                            ntk_seconds=sum(r.timing["ntk_s"] for r in experiments.results.values()))
     return outcome
+
+
+def _checks(sections: TrainingSections, phase_sections, base_shape: tuple, experiments: Experiments,
+            fits: dict) -> list[Check]:
+    """The level checks of every phase, the phase comparison, the depth trend and the width scaling;
+    the fits and the comparison go into ``fits``. Raises DivergenceError."""
+    confidence = sections.training.confidence
+    network, phases, trend, scaling = sections.network, sections.phases, sections.depth_trend, sections.scaling
+    checks, bases = [], []
+    for section in phase_sections:
+        base = experiments.get(section, *base_shape)
+        bases.append(base)
+        expect: PhaseExpectation = getattr(sections.expect, section.phase)
+        checks += level_checks(base, expect, confidence, label=f"{section.phase}, " if len(phase_sections) > 1 else "")
+    if phases.sigma_w2:
+        found, fits["phases"] = phase_check(bases, [s.phase for s in phase_sections], phases, confidence)
+        checks += found
+    expect = getattr(sections.expect, network.phase) if network.sigma_w2 is not None else None
+    if trend.depths:
+        found, fits["depth_trend"] = trend_check(
+            [experiments.get(network, d, base_shape[1]) for d in trend.depths], trend, expect, confidence)
+        checks += found
+    if scaling.width_values:
+        found, fits["width_scaling"] = scaling_check(
+            [experiments.get(network, scaling.depth_at(w), w) for w in scaling.width_values], scaling, expect,
+            confidence)
+        checks += found
+    return checks
+
+
+def _own_network(result: TrainingResult, own: ExperimentResult | None, confidence: float) -> None:
+    """The case's own network: its probe NTK before and after, and every quantity's final mean."""
+    if own is None:
+        return
+    result.probe_ntk = ProbeNTK(labels=own.probe_ntk["labels"], initial=own.probe_ntk.get("initial", []),
+                                final=own.probe_ntk.get("final", []), depth=own.architecture.depth,
+                                width=own.architecture.widths[1])
+    for q in QUANTITIES:
+        if q in own.series and own.series[q]:
+            result.final[q] = metrics.mean_interval(own.final(q), confidence)
+            result.per_network[q] = list(own.final(q))
 
 
 def _series(result: ExperimentResult, cls=ExperimentSeries, **extra) -> ExperimentSeries:
