@@ -165,7 +165,7 @@ def check_implementation(spec: str) -> None:
     try:
         get_implementation(spec)
     except ImplementationError as exc:
-        raise StartError(f"--ntk-impl: {exc}") from None
+        raise StartError(f"--ntk-implementation: {exc}") from None
 
 
 def check_device(name: str | None) -> None:
@@ -182,7 +182,7 @@ def check_device(name: str | None) -> None:
 def check_options(options: RunOptions, *, explicit_cache: bool) -> None:
     """Device, implementation and (when given explicitly) cache directory; see the module docstring."""
     check_device(options.device)
-    if options.implementation is not None:
-        check_implementation(options.implementation)
+    if options.implementation_spec is not None:
+        check_implementation(options.implementation_spec)
     if explicit_cache:
         check_cache_dir(options.cache_dir)

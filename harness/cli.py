@@ -6,7 +6,7 @@
     ntk-harness report RESULTS.json [...] --out DIR                 merge results, write a report
 
 ``measure`` and ``run`` take the run options of :mod:`harness.options` (``--ntk-device``,
-``--ntk-dtype``, ``--ntk-impl``, ``--ntk-cache-dir``, ``--ntk-memory-budget``,
+``--ntk-dtype``, ``--ntk-implementation``, ``--ntk-cache-dir``, ``--ntk-memory-budget``,
 ``--ntk-timeout``, ``--ntk-resume``), the same as pytest's, and run every case through
 :func:`harness.runner.run_case`, the runner the pytest plugin uses. ``run --json`` prints a
 results document (the format of results.json) that ``ntk-harness report`` reads.
@@ -15,7 +15,7 @@ Exit status: 0 all checks passed (skipped cases, as in pytest, do not fail the r
 summary line counts them), 1 a check failed or a case could not run, 2 bad input
 (a one-line message naming the argument or key; no traceback), 130 interrupted.
 Like ``python -m pytest``, the current directory is on the import path, so
-``--ntk-impl my_ntk:my_ntk`` finds ``./my_ntk.py``.
+``--ntk-implementation my_ntk:my_ntk`` finds ``./my_ntk.py``.
 """
 from __future__ import annotations
 
@@ -192,19 +192,25 @@ def _marker_filter(expression: str | None):
     return matches
 
 
+#: Exit status when the selection is empty (pytest's "no tests collected").
+NOTHING_SELECTED = 5
+
+
 def _run(args, argv) -> int:
     from harness.cases.schema import CaseError, load_case_file
-    from harness.kinds import KINDS
+    from harness.kinds import KINDS, markers
 
     started = time.time()
     options = _options(args)
     selected = _marker_filter(args.markexpr)
     records, bad_files, interrupted = [], [], False
     root = Path.cwd()
+    found = 0
     try:
         for path in _collect_files(args.paths):
             try:
-                cases = load_case_file(path, KINDS)
+                cases = load_case_file(path, KINDS, known_markers=markers())
+                found += len(cases)
             except CaseError as exc:
                 print(f"ntk-harness run: error: {exc}", file=sys.stderr, flush=True)
                 bad_files.append(str(path))
@@ -214,6 +220,11 @@ def _run(args, argv) -> int:
                     records.append(_run_and_print(case, options, args.json, root))
     except KeyboardInterrupt:
         interrupted = True
+    if not records and not bad_files and not interrupted:   # pytest's exit status 5: nothing ran
+        print(f"ntk-harness run: error: -m {args.markexpr!r} selects none of the {found} cases; the markers are "
+              f"{', '.join(sorted(markers()))}" if args.markexpr else
+              f"ntk-harness run: error: no cases in {' '.join(args.paths)}", file=sys.stderr)
+        return NOTHING_SELECTED
     document = _document(records, started, not interrupted, argv)
     if args.json:
         print(document.dumps(), end="")
@@ -254,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized argument {unknown!r}; options go after the command: "
                      "ntk-harness {theory,measure,run,report} [OPTIONS]")
     args = parser.parse_args(argv)
+    for warning in options_module.deprecated_spellings(argv):
+        print(f"ntk-harness: {warning}", file=sys.stderr)
     from harness.cases.schema import CaseError
     from harness.checks_at_start import StartError
 

@@ -34,7 +34,7 @@ def main(args) -> int:
     from harness.checks_at_start import StartError, check_writable_dir
     from harness.records import document as document_module
     from harness.report import benchmarks as benchmarks_module
-    from harness.report.writer import write_report
+    from harness.report.writer import ReportInterrupted, write_report
 
     try:
         check_writable_dir(args.out, "--out")
@@ -50,8 +50,12 @@ def main(args) -> int:
             benchmarks_module.BenchmarkFormatError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
-    written = write_report(args.out, merged, baseline=baseline, baseline_path=str(args.baseline) if args.baseline else None,
-                           title=args.title)
+    try:
+        written = write_report(args.out, merged, baseline=baseline,
+                               baseline_path=str(args.baseline) if args.baseline else None, title=args.title)
+    except ReportInterrupted as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 130
     passed = sum(1 for r in merged.records if r.passed)
     print(f"{len(merged.records)} cases ({passed} passed) from {len(documents)} file(s) -> {args.out} "
           f"({', '.join(written)})")

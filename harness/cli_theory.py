@@ -363,7 +363,6 @@ def predictions(args) -> dict:
     sigma_w2, sigma_b2, activation = values["sigma_w2"], values["sigma_b2"], values["activation"]
     trainable_bias, inner_products = values["trainable_bias"], values["inner_products"]
     widths = (input_dim,) + (width,) * depth
-    lam = reference.depth_to_width((width,) * depth)
     closed_form = activation == "relu" and sigma_b2 == 0.0
     if values["networks"] is not None:
         if not closed_form:
@@ -371,72 +370,82 @@ def predictions(args) -> dict:
                 "the acceptance intervals need the closed-form exact law (ReLU, sigma_b2 = 0); got activation "
                 f"{activation!r}, sigma_b2 {sigma_b2:g}: only the infinite-width and Monte Carlo references apply"))
         _check_calibration_cost(values)
-
-    entries = list(inner_products) if closed_form else [1.0] + list(inner_products)
-    monte_carlo = None
-    if entries:
-        why = ("for --inner-products" if closed_form else
-               f"for activation {activation!r}" if activation != "relu" else "for --sigma-b2 > 0")
-        draws, note = _monte_carlo_draws(values, entries, widths, why)
-        monte_carlo = {"draws": draws, "seed": values["seed"],
-                       "errors": "standard errors: one standard deviation of the estimator (mean: sd / sqrt(draws); "
-                                 "dispersion: delta method)",
-                       "law": "reference.EntryLaw (exact joint law, Gaussian conditioning)"}
-        if note:
-            monte_carlo["note"] = note
+    monte_carlo = _monte_carlo_plan(values, widths, closed_form)
     off_diagonal = [_monte_carlo_entry(values, widths, c, monte_carlo["draws"]) for c in inner_products]
-
     out = {
         "phase": reference.phase_of(sigma_w2, sigma_b2, activation),
-        "depth_to_width": lam, "width": width, "depth": depth, "input_dim": input_dim,
-        "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "activation": activation, "trainable_bias": trainable_bias,
-    }
-    if activation == "relu":
-        out["infinite_width"] = {
+        "depth_to_width": reference.depth_to_width((width,) * depth), "width": width, "depth": depth,
+        "input_dim": input_dim, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "activation": activation,
+        "trainable_bias": trainable_bias,
+        "infinite_width": None if activation != "relu" else {
             "mean": _guarded(reference.infinite_width_ntk, 1.0, 1.0, 1.0, widths, sigma_w2, sigma_b2=sigma_b2,
                              trainable_bias=trainable_bias),
             "off_diagonal": [{"inner_product": c, "mean": _guarded(
                 reference.infinite_width_ntk, c, 1.0, 1.0, widths, sigma_w2, sigma_b2=sigma_b2,
-                trainable_bias=trainable_bias)} for c in inner_products],
-        }
+                trainable_bias=trainable_bias)} for c in inner_products]},
+    }
+    if closed_form:
+        out.update(_closed_form(values, widths, off_diagonal, monte_carlo))
     else:
-        out["infinite_width"] = None
+        out.update(_monte_carlo_only(values, widths, off_diagonal, monte_carlo))
+    return out
 
-    if not closed_form:
-        diagonal = _monte_carlo_entry(values, widths, 1.0, monte_carlo["draws"])
-        diagonal.pop("inner_product")
-        out.update({
-            "chi_1": _guarded(reference.chi_1, sigma_w2, sigma_b2, activation),
-            "variance_fixed_point": _guarded(reference.variance_fixed_point, sigma_w2, sigma_b2, activation),
-            "exact": {"method": "monte carlo", **diagonal, "off_diagonal": off_diagonal, "monte_carlo": monte_carlo},
-            "asymptotic": None,
-            "not_applicable": (
-                "the closed-form exact moments (reference.ExactLaw), the asymptotic law and the acceptance "
-                f"intervals hold for ReLU with sigma_b2 = 0 (got activation {activation!r}, sigma_b2 {sigma_b2:g}); "
-                "the exact moments here are Monte Carlo estimates of the exact joint law"
-                + ("" if activation == "relu" else ", and the infinite-width NTK is implemented for ReLU only")),
-        })
-        return out
 
-    law = reference.ExactLaw(widths, sigma_w2, trainable_bias=trainable_bias)
+def _monte_carlo_plan(values: dict, widths: tuple, closed_form: bool) -> dict | None:
+    """Draws, seed and what the Monte Carlo of the joint law is, when an entry needs it."""
+    activation = values["activation"]
+    entries = list(values["inner_products"]) if closed_form else [1.0] + list(values["inner_products"])
+    if not entries:
+        return None
+    why = ("for --inner-products" if closed_form else
+           f"for activation {activation!r}" if activation != "relu" else "for --sigma-b2 > 0")
+    draws, note = _monte_carlo_draws(values, entries, widths, why)
+    plan = {"draws": draws, "seed": values["seed"],
+            "errors": "standard errors: one standard deviation of the estimator (mean: sd / sqrt(draws); "
+                      "dispersion: delta method)",
+            "law": "reference.EntryLaw (exact joint law, Gaussian conditioning)"}
+    if note:
+        plan["note"] = note
+    return plan
+
+
+def _monte_carlo_only(values: dict, widths: tuple, off_diagonal: list, monte_carlo: dict) -> dict:
+    """Away from ReLU with sigma_b2 = 0: the mean-field phase and the Monte Carlo of the exact joint law."""
+    sigma_w2, sigma_b2, activation = values["sigma_w2"], values["sigma_b2"], values["activation"]
+    diagonal = _monte_carlo_entry(values, widths, 1.0, monte_carlo["draws"])
+    diagonal.pop("inner_product")
+    return {
+        "chi_1": _guarded(reference.chi_1, sigma_w2, sigma_b2, activation),
+        "variance_fixed_point": _guarded(reference.variance_fixed_point, sigma_w2, sigma_b2, activation),
+        "exact": {"method": "monte carlo", **diagonal, "off_diagonal": off_diagonal, "monte_carlo": monte_carlo},
+        "asymptotic": None,
+        "not_applicable": (
+            "the closed-form exact moments (reference.ExactLaw), the asymptotic law and the acceptance "
+            f"intervals hold for ReLU with sigma_b2 = 0 (got activation {activation!r}, sigma_b2 {sigma_b2:g}); "
+            "the exact moments here are Monte Carlo estimates of the exact joint law"
+            + ("" if activation == "relu" else ", and the infinite-width NTK is implemented for ReLU only")),
+    }
+
+
+def _closed_form(values: dict, widths: tuple, off_diagonal: list, monte_carlo: dict | None) -> dict:
+    """ReLU with sigma_b2 = 0: the exact moments (log scale), the asymptotic dispersion, the intervals."""
+    width, input_dim = values["width"], values["input_dim"]
+    law = reference.ExactLaw(widths, values["sigma_w2"], trainable_bias=values["trainable_bias"])
     log_mean, log_second = law.log_mean_second_moment()
     log_dispersion = log_second - 2.0 * log_mean
-    out["exact"] = {
-        "method": "exact",
-        "mean": _exp(log_mean), "second_moment": _exp(log_second), "dispersion": _exp(log_dispersion),
-        "log_mean": log_mean, "log_second_moment": log_second, "log_dispersion": log_dispersion,
-        "off_diagonal": off_diagonal,
-    }
+    exact = {"method": "exact", "mean": _exp(log_mean), "second_moment": _exp(log_second),
+             "dispersion": _exp(log_dispersion), "log_mean": log_mean, "log_second_moment": log_second,
+             "log_dispersion": log_dispersion, "off_diagonal": off_diagonal}
     if monte_carlo is not None:
-        out["exact"]["monte_carlo"] = monte_carlo
-    out["asymptotic"] = {"dispersion": _guarded(reference.asymptotic_dispersion, lam, sigma_w2, trainable_bias,
-                                                input_scale=width / input_dim)}
+        exact["monte_carlo"] = monte_carlo
+    out = {"exact": exact, "asymptotic": {"dispersion": _guarded(
+        reference.asymptotic_dispersion, reference.depth_to_width(widths[1:]), values["sigma_w2"],
+        values["trainable_bias"], input_scale=width / input_dim)}}
     if values["networks"] is not None:
         intervals = reference.acceptance_intervals(law, values["networks"], values["alpha"], seed=values["seed"],
                                                    cache_dir=values["cache_dir"])
-        out["networks"] = values["networks"]
-        out["alpha"] = values["alpha"]
-        out["acceptance"] = {name: [_finite(lo), _finite(hi)] for name, (lo, hi) in intervals.items()}
+        out.update(networks=values["networks"], alpha=values["alpha"],
+                   acceptance={name: [_finite(lo), _finite(hi)] for name, (lo, hi) in intervals.items()})
     return out
 
 

@@ -29,12 +29,8 @@ means) and dropout is off.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import importlib
-import importlib.util
 import math
 import sys
-import types
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -47,11 +43,6 @@ from harness.constants import MODEL_INPUTS
 
 INPUT_KINDS = MODEL_INPUTS
 
-# Modules loaded from a folder (not from sys.path) live under this private prefix, one
-# package per folder, so a user's ``models/`` never shadows or collides with another one.
-_PRIVATE_PREFIX = "_ntk_harness_user_models"
-
-
 class ModelError(ValueError):
     """A model could not be loaded, built or called; the message names the factory spec."""
 
@@ -59,112 +50,22 @@ class ModelError(ValueError):
 # --------------------------------------------------------------------------- loading
 
 
-def _looks_like_file(module_part: str) -> bool:
-    return module_part.endswith(".py") or "/" in module_part or "\\" in module_part
-
-
-def _private_package_for(folder: Path) -> str:
-    """A package named after ``folder``'s resolved path whose ``__path__`` is that folder."""
-    folder = folder.resolve()
-    name = f"{_PRIVATE_PREFIX}_{hashlib.sha1(str(folder).encode()).hexdigest()[:12]}"
-    if name not in sys.modules:
-        package = types.ModuleType(name, f"user models found in {folder}")
-        package.__path__ = [str(folder)]
-        package.__file__ = None
-        sys.modules[name] = package
-    return name
-
-
-def _module_file_in(folder: Path, parts: list[str]) -> bool:
-    """Whether ``folder`` holds the module ``parts`` (a .py file, a package, or a folder)."""
-    target = folder.joinpath(*parts)
-    return target.with_suffix(".py").is_file() or target.is_dir()
-
-
-def _import_module(spec: str, module_name: str, base_dir: Path | None) -> types.ModuleType:
-    """Import ``module_name`` from sys.path, else from ``base_dir`` or its nearest parent holding it."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # only "this module does not exist" falls through; a missing import inside it is the user's error
-        missing = exc.name or ""
-        if not (module_name == missing or module_name.startswith(missing + ".")):
-            raise ModelError(f"model factory {spec!r}: importing {module_name!r} failed: {exc}") from exc
-    except Exception as exc:
-        raise ModelError(f"model factory {spec!r}: importing {module_name!r} raised "
-                         f"{type(exc).__name__}: {exc}") from exc
-    if base_dir is not None:
-        parts = module_name.split(".")
-        base = Path(base_dir).resolve()
-        for folder in (base, *base.parents):
-            if not _module_file_in(folder, parts):
-                continue
-            qualified = f"{_private_package_for(folder)}.{module_name}"
-            try:
-                return importlib.import_module(qualified)
-            except Exception as exc:
-                raise ModelError(f"model factory {spec!r}: importing {module_name!r} from {folder} raised "
-                                 f"{type(exc).__name__}: {exc}") from exc
-    where = "the import path" + (f", {Path(base_dir).resolve()} or its parents" if base_dir is not None else "")
-    raise ModelError(f"model factory {spec!r}: no module {module_name!r} in {where}")
-
-
-def _import_file(spec: str, file_part: str, base_dir: Path | None) -> types.ModuleType:
-    path = Path(file_part)
-    if not path.is_absolute():
-        path = (Path(base_dir) if base_dir is not None else Path.cwd()) / path
-    path = path.resolve()
-    if not path.is_file():
-        raise ModelError(f"model factory {spec!r}: no file {str(path)!r}")
-    if path.suffix != ".py":
-        raise ModelError(f"model factory {spec!r}: {str(path)!r} is not a .py file")
-    name = f"{_private_package_for(path.parent)}.{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # before exec: dataclasses and pickling look the module up
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ModelError(f"model factory {spec!r}: executing {str(path)!r} raised {type(exc).__name__}: {exc}") from exc
-    return module
-
-
 def load_factory(spec: str, base_dir: Path | str | None = None) -> Callable[..., nn.Module]:
-    """The callable named by ``spec``; any failure raises :class:`ModelError` naming ``spec``.
-
-    ``spec`` is one of:
-
-    - ``"package.module:function"``: imported normally; when no such module is on the
-      import path, looked up as a file ``package/module.py`` (or package folder) in
-      ``base_dir`` (the case file's folder), then in each of its parents up to the
-      filesystem root, the first one that holds it winning. Such a module is imported
-      under a private package named after its folder, so relative imports inside a user's
-      ``models/`` package work and a ``models`` package elsewhere is not shadowed;
-    - ``"path/to/file.py:function"``: the file, relative to ``base_dir`` (or the working
-      directory when ``base_dir`` is None).
-
-    ``function`` may be dotted (``module:Class.create``). The result is only checked to
-    be callable; :func:`make_model` checks that it returns an ``nn.Module``.
+    """The callable named by ``spec`` (``package.module:function`` or ``path/to/file.py:function``),
+    found by :func:`harness.imports.load_object` from the import path, else ``base_dir`` (the
+    case file's folder) and each of its parents; a relative file path is relative to
+    ``base_dir`` (or the working directory). Any failure raises :class:`ModelError` naming
+    ``spec``. The result is only checked to be callable; :func:`make_model` checks that it
+    returns an ``nn.Module``.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ModelError(f"model factory {spec!r}: expected 'package.module:function' or 'path/to/file.py:function'")
-    module_part, sep, attribute = spec.rpartition(":")
-    if not sep or not module_part or not attribute:
-        raise ModelError(f"model factory {spec!r}: expected 'package.module:function' or "
-                         "'path/to/file.py:function' (no ':function' given)")
-    if _looks_like_file(module_part):
-        module = _import_file(spec, module_part, base_dir)
-    else:
-        module = _import_module(spec, module_part, base_dir)
-    target = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ModelError(f"model factory {spec!r}: module {module_part!r} has no attribute {attribute!r}")
-        target = getattr(target, part)
+    from harness.imports import SpecError, folder_and_parents, load_object
+
+    try:
+        target = load_object(spec, "model factory", folder_and_parents(base_dir) if base_dir is not None else [])
+    except SpecError as exc:
+        raise ModelError(str(exc)) from exc.__cause__
     if not callable(target):
+        attribute = spec.rpartition(":")[2]
         raise ModelError(f"model factory {spec!r}: {attribute!r} is a {type(target).__name__}, not callable")
     return target
 

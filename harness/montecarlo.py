@@ -175,10 +175,12 @@ class Differential:
     """The differential check's measurements: how many of the case's networks were recomputed
     with the reference, the largest relative error over them and where, and its cost."""
 
-    networks: int
+    rechecked: int
     max_relative_error: float
     worst: str
     seconds: float
+    #: what the worst network's disagreement looks like (:func:`harness.ntk.diagnosis.diagnose`), or ""
+    diagnosis: str = ""
 
 
 def differential_check(
@@ -192,7 +194,8 @@ def differential_check(
     dtype: torch.dtype,
     draw_dtype: torch.dtype,
     device: torch.device | str,
-    networks: int,
+    rechecked: int,
+    rtol: float = 0.0,
     subset_seed: int = 0xD1FF,
 ) -> Differential:
     """Recompute a seeded subset of the Monte Carlo's own networks with ``reference``, entry by entry.
@@ -202,8 +205,10 @@ def differential_check(
     not vmapped) and the row the Monte Carlo recorded for it (``rows[i]``, from the batched,
     possibly vmapped call) are compared with the reference's K(X, X) computed in float64 on
     the same parameters upcast: relative error ``max|K - K_ref| / max|K_ref|``. The
-    ``networks`` recomputed are a seeded random subset (the same for the same seed, so the
-    record is reproducible).
+    ``rechecked`` networks are a seeded random subset (the same for the same seed, so the
+    record is reproducible). When the worst network's error exceeds ``rtol``, its disagreement
+    is diagnosed as the agreement kind diagnoses one (a missing parameter group, a constant
+    factor: :func:`harness.ntk.diagnosis.diagnose`).
     """
     from harness.networks import MLP
 
@@ -212,10 +217,11 @@ def differential_check(
     f = MLP(architecture)
     # Three words, so never equal to a network's two-word [seed, index] key.
     order = np.random.default_rng(np.random.SeedSequence([int(seed), subset_seed, 1])).permutation(rows.shape[0])
-    order = order[:max(1, min(int(networks), rows.shape[0]))]
+    order = order[:max(1, min(int(rechecked), rows.shape[0]))]
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     x64 = torch.as_tensor(inputs, dtype=torch.float64, device=device)
     worst_error, worst, checked = 0.0, "", 0
+    worst_case = None   # (own64, expected, params64) of the worst network, diagnosed at the end
     for index in order:
         params = unstack(init_parameters(architecture, seed, [int(index)], dtype=dtype, device=device,
                                          draw_dtype=draw_dtype), 0)
@@ -244,6 +250,14 @@ def differential_check(
                          f"{float(got[position]):.10g}, reference {float(want[position]):.10g}")
             if not error <= worst_error:
                 worst_error, worst = error, where
+                worst_case = (own64, expected, params64)
         checked += 1
-    return Differential(networks=checked, max_relative_error=worst_error, worst=worst,
-                        seconds=time.perf_counter() - start)
+    diagnosis = ""
+    if worst_case is not None and worst_error > rtol:
+        from harness.ntk.diagnosis import diagnose
+
+        own64, expected, params64 = worst_case
+        diagnosis = diagnose(own64, expected, f=f, params64={k: v.cpu() for k, v in params64.items()},
+                             x1=x64.cpu(), x2=x64.cpu(), num_layers=f.num_layers, rtol=rtol, earlier=[])
+    return Differential(rechecked=checked, max_relative_error=worst_error, worst=worst,
+                        seconds=time.perf_counter() - start, diagnosis=diagnosis)

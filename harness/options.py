@@ -47,10 +47,16 @@ class Option:
     choices: tuple | None = None
     metavar: str | None = None
     action: str | None = None
+    #: deprecated spellings (``--ntk-<alias>``), accepted for one release with a warning
+    aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
         return f"--ntk-{self.name}"
+
+    @property
+    def flags(self) -> list[str]:
+        return [self.flag] + [f"--ntk-{alias}" for alias in self.aliases]
 
     @property
     def dest(self) -> str:
@@ -70,8 +76,9 @@ RUN_OPTIONS = (
                      "(default: each case's own)", metavar="DEV"),
     Option("dtype", f"compute dtype for every case: {' or '.join(DTYPE_NAMES)} (default: each case's own)",
            metavar="DTYPE"),
-    Option("impl", "NTK implementation for every case: a built-in name, an entry-point name or "
-                   "package.module:function (default: each case's own)", metavar="SPEC"),
+    Option("implementation", "NTK implementation for every case, by its spec: a built-in name, an entry-point name, "
+                             "package.module:function or path/to/file.py:function (default: each case's own); "
+                             "--ntk-impl is its deprecated spelling", metavar="SPEC", aliases=("impl",)),
     Option("cache-dir", "cache of calibrated acceptance intervals and of the records --ntk-resume reuses "
                         "(default: $NTK_HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/ntk-harness, else "
                         "~/.cache/ntk-harness)", metavar="DIR"),
@@ -96,14 +103,26 @@ def case_timeout(options: RunOptions, case_timeout_seconds: float | None) -> flo
 def add_to_pytest(group) -> None:
     """Add every run option to a pytest option group (``parser.getgroup(...)``)."""
     for option in RUN_OPTIONS:
-        group.addoption(option.flag, **option.kwargs())
+        group.addoption(*option.flags, **option.kwargs())
 
 
 def add_to_argparse(parser) -> None:
     """Add every run option to an argparse (sub)parser."""
     group = parser.add_argument_group("run options (the same as pytest's --ntk-* options)")
     for option in RUN_OPTIONS:
-        group.add_argument(option.flag, **option.kwargs())
+        group.add_argument(*option.flags, **option.kwargs())
+
+
+def deprecated_spellings(arguments) -> list[str]:
+    """One warning per deprecated option spelling among the command-line ``arguments``."""
+    found = []
+    for option in RUN_OPTIONS:
+        for alias in option.aliases:
+            old = f"--ntk-{alias}"
+            if any(a == old or a.startswith(old + "=") for a in arguments):
+                found.append(f"{old} is deprecated and will be removed in the next release; use {option.flag} "
+                             "(same meaning)")
+    return found
 
 
 @dataclass
@@ -112,7 +131,7 @@ class RunOptions:
 
     device: str | None = None
     dtype: str | None = None
-    implementation: str | None = None
+    implementation_spec: str | None = None   # --ntk-implementation: the spec of every case's implementation
     cache_dir: Path | None = None
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_MIB * 2**20
     timeout_seconds: float | None = None   # None: the case's own ``timeout``, else DEFAULT_TIMEOUT_SECONDS
@@ -168,7 +187,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
         check_device_name(device)
     cache = get("ntk_cache_dir")
     return RunOptions(
-        device=device, dtype=dtype, implementation=get("ntk_impl"),
+        device=device, dtype=dtype, implementation_spec=get("ntk_implementation"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         memory_budget_bytes=int(budget * 2**20), timeout_seconds=timeout, resume=bool(get("ntk_resume")),
     )

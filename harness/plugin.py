@@ -28,18 +28,11 @@ from harness import options as run_options_module
 from harness import stash
 from harness.report import ENVIRONMENT, RECORD  # names only: the package imports nothing
 
-#: The markers of the harness itself; each kind's come from the kinds' registry (harness.kinds.markers).
-OWN_MARKERS = {
-    "quick": "a small set of cases (under 2 minutes on 2 CPU cores) that catches a broken NTK",
-    "paper": "the paper's own sizes; run only when asked with -m paper",
-}
-
-
 def markers() -> dict[str, str]:
     """Every marker a case may carry -> its help (the kinds' registry is plain data: nothing is imported)."""
-    from harness.kinds import markers as kind_markers
+    from harness.kinds import markers as known
 
-    return {**OWN_MARKERS, **kind_markers()}
+    return known()
 
 
 def pytest_addoption(parser):
@@ -76,6 +69,8 @@ def pytest_configure(config):
     for name, text in markers().items():
         config.addinivalue_line("markers", f"{name}: {text}")
     options = _checked_options(config)
+    for warning in run_options_module.deprecated_spellings(config.invocation_params.args):
+        config.issue_config_time_warning(pytest.PytestDeprecationWarning(f"ntk-harness: {warning}"), stacklevel=2)
     from harness import checks_at_start
 
     try:
@@ -117,7 +112,8 @@ class CaseFile(pytest.File):
         from harness.kinds import KINDS
 
         try:
-            cases = load_case_file(self.path, KINDS)
+            registered = {line.split(":")[0].split("(")[0].strip() for line in self.config.getini("markers")}
+            cases = load_case_file(self.path, KINDS, known_markers=registered | set(markers()))
         except CaseError as exc:
             yield InvalidCaseFile.from_parent(self, name=self.path.name, message=str(exc))
             return

@@ -119,7 +119,7 @@ def _user_code_digest(case: Case, options: RunOptions) -> str:
     from harness.ntk.registry import BUILTINS, ImplementationError, get_implementation
 
     digest = hashlib.sha256()
-    spec = options.implementation or case.implementation
+    spec = options.implementation_spec or case.implementation_spec
     functions = []
     if spec is not None and spec not in BUILTINS:
         try:
@@ -154,9 +154,9 @@ def resume_key(case: Case, options: RunOptions) -> str:
     if not _DIGEST:
         _DIGEST.append(_source_digest())
     sections = dataclasses.asdict(case.sections)
-    payload = {"kind": case.kind, "id": case.id, "sections": sections, "implementation": case.implementation,
+    payload = {"kind": case.kind, "id": case.id, "sections": sections, "implementation": case.implementation_spec,
                "expected_failure": case.expected_failure,
-               "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation,
+               "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation_spec,
                            "memory_budget_bytes": options.memory_budget_bytes},
                "versions": {name: metadata.version(name) for name in ("torch", "numpy", "scipy")},
                "source": _DIGEST[0], "user_code": _user_code_digest(case, options)}
@@ -211,7 +211,7 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
                         phase=kind.phase(case), markers=sorted(set(case.markers) | set(kind.markers)))
     resolution = kind.resolve(case, options)
     # what the case runs, recorded before it runs: an error below keeps it
-    record.implementation = resolution.implementation_spec
+    record.implementation_spec = resolution.implementation_spec
     record.device, record.dtype, record.seed = resolution.device, resolution.dtype, resolution.seed
     record.expected_failure = kind.expected_failure(case)
     # imported before the clock starts: an alarm inside a module's first import would leave it
@@ -232,7 +232,6 @@ def _run(case: Case, options: RunOptions, nodeid: str | None) -> CaseRecord:
         return record
     record.checks = outcome.checks
     record.result = outcome.result
-    record.implementation = outcome.implementation or record.implementation
     record.timing = outcome.timing
     record.expected_failure = outcome.expected_failure or record.expected_failure
     record.outcome = decide_outcome(outcome.checks, case_expected_failure=outcome.expected_failure

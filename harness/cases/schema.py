@@ -95,10 +95,11 @@ class Case:
     """One expanded case: validated sections, its id and where it came from.
 
     ``id`` is ``name[readable-parameters]`` (the kind's ``case_id``), unique within its file
-    (two cases of one name are refused); it is the pytest item name and the record's ``case``.
+    (two cases of one id are refused, naming both); it is the pytest item name and the
+    record's ``case``.
     ``sections``: the kind's typed sections (an instance of ``kind.sections``:
-    ``case.sections.network``, ...). ``implementation``: the case's ``implementation`` key, a
-    spec as the user wrote it.
+    ``case.sections.network``, ...). ``implementation_spec``: the case's ``implementation`` key,
+    the implementation's spec as the user wrote it.
     """
 
     name: str
@@ -106,13 +107,15 @@ class Case:
     sections: Any
     source: Path
     markers: list[str] = field(default_factory=list)
-    implementation: str | None = None
+    implementation_spec: str | None = None
     description: str = ""
     sweep: dict[str, Any] = field(default_factory=dict)
     index: int = 0
     id: str = ""
     expected_failure: str | None = None
     timeout: float | None = None
+    #: which [[case]] table of its file it expands (0-based)
+    position: int = 0
 
 
 # ---------------------------------------------------------------- type handling
@@ -326,13 +329,21 @@ def _case_name(raw, position: int) -> str:
     return name if isinstance(name, str) and name else f"#{position + 1}"
 
 
-def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]) -> list[Case]:
-    """Validate one ``[[case]]`` table and expand its sweeps into cases (ids not yet set)."""
-    label = _case_name(raw, position)
+@dataclass
+class TopLevel:
+    """The validated top-level keys of one ``[[case]]`` table (:data:`CASE_KEYS`)."""
 
-    def fail(message: str, key: str | None = None):
-        return CaseError(source, message, case=label, key=key)
+    name: str
+    kind: str
+    markers: list[str]
+    implementation: str | None
+    description: str
+    expected_failure: str | None
+    timeout: float | None
 
+
+def _top_level(raw: Any, fail, kinds: Mapping[str, Any], source: Path, position: int) -> TopLevel:
+    """The top-level keys of a ``[[case]]`` table, each checked; ``fail(message, key)`` makes the error."""
     if not isinstance(raw, dict):
         raise CaseError(source, f"[[case]] entry {position + 1} must be a table")
     for key in ("name", "kind"):
@@ -343,7 +354,6 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
     kind_name = raw["kind"]
     if not isinstance(kind_name, str) or kind_name not in kinds:
         raise fail(f"expected one of {', '.join(map(repr, sorted(kinds)))}, got {kind_name!r}", "kind")
-    kind = kinds[kind_name]
     markers = raw.get("markers", [])
     if not isinstance(markers, list) or not all(isinstance(m, str) and m.isidentifier() for m in markers):
         raise fail(f"expected {CASE_KEYS['markers']} (identifiers), got {markers!r}", "markers")
@@ -364,17 +374,27 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
             raise fail(f"expected a number of seconds > 0 and <= {MAX_TIMEOUT_SECONDS:g} (this case's own time limit), "
                        f"got {timeout!r}", "timeout")
         timeout = float(timeout)
+    return TopLevel(raw["name"], kind_name, list(markers), implementation, description, expected_failure, timeout)
 
+
+def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]) -> list[Case]:
+    """Validate one ``[[case]]`` table and expand its sweeps into cases (ids not yet set)."""
+    label = _case_name(raw, position)
+
+    def fail(message: str, key: str | None = None):
+        return CaseError(source, message, case=label, key=key)
+
+    top = _top_level(raw, fail, kinds, source, position)
+    kind = kinds[top.kind]
     sections = {k: v for k, v in raw.items() if k not in CASE_KEYS}
     allowed = section_fields(kind)
     for name, table in sections.items():
         if name not in allowed:
             raise fail(
-                f"unknown key or section for kind {kind_name!r}; expected one of: "
+                f"unknown key or section for kind {top.kind!r}; expected one of: "
                 f"{', '.join(sorted(set(CASE_KEYS) | set(allowed)))}", name)
         if not isinstance(table, dict):
             raise fail(f"expected a table [case.{name}], got {_type_name(table)}", name)
-
     axes: list[tuple[tuple[str, ...], list]] = []
     try:
         for name, (cls, _optional) in allowed.items():
@@ -385,57 +405,68 @@ def expand_case(raw: dict, source: Path, position: int, kinds: Mapping[str, Any]
     total = math.prod(len(values) for _, values in axes) if axes else 1
     if total > MAX_EXPANDED_CASES:
         raise fail(f"the sweeps expand to {total} cases, more than {MAX_EXPANDED_CASES}; split the file")
-
-    cases = []
     combos = itertools.product(*[values for _, values in axes]) if axes else [()]
-    for index, combo in enumerate(combos):
-        concrete = copy.deepcopy(sections)
-        sweep = {}
-        for (path, _), value in zip(axes, combo):
-            _set_path(concrete, path, value)
-            sweep[".".join(path)] = value
-        suffix = f" (in the sweep point {sweep})" if sweep else ""
-        built = {}
-        for name, (cls, optional) in allowed.items():
-            if optional and name not in concrete:
-                built[name] = None   # an optional section the case does not give
-                continue
-            try:
-                built[name] = build_section(cls, concrete.get(name, {}), name)
-            except FieldError as exc:
-                raise fail(exc.reason + suffix, exc.key) from None
-            except ValueError as exc:  # a rule without a key: the section names the file and case
-                raise fail(f"{exc}{suffix}", name) from None
-        case = Case(name=raw["name"], kind=kind_name, sections=kind.sections(**built), source=source,
-                    markers=list(markers),
-                    implementation=implementation, description=description, sweep=sweep, index=index,
-                    expected_failure=expected_failure, timeout=timeout)
-        validate = getattr(kind, "validate", None)
-        if validate is not None:
-            try:
-                validate(case)
-            except FieldError as exc:
-                raise fail(exc.reason + suffix, exc.key) from None
-            except ValueError as exc:
-                raise fail(f"{exc}{suffix}") from None
-        cases.append(case)
-    return cases
+    return [_sweep_point(top, kind, sections, axes, combo, index, source, fail) for index, combo in enumerate(combos)]
 
 
-def assign_ids(cases: list[Case], kinds: Mapping[str, Any]) -> list[Case]:
-    """Set each case's ``id`` to ``name[kind.case_id(case)]``, unique within the list."""
-    seen: dict[str, int] = {}
+def _sweep_point(top: TopLevel, kind, sections: dict, axes, combo, index: int, source: Path, fail) -> Case:
+    """One case of the sweep: the sections with this point's values, built and validated."""
+    concrete = copy.deepcopy(sections)
+    sweep = {}
+    for (path, _), value in zip(axes, combo):
+        _set_path(concrete, path, value)
+        sweep[".".join(path)] = value
+    suffix = f" (in the sweep point {sweep})" if sweep else ""
+    built = {}
+    for name, (cls, optional) in section_fields(kind).items():
+        if optional and name not in concrete:
+            built[name] = None   # an optional section the case does not give
+            continue
+        try:
+            built[name] = build_section(cls, concrete.get(name, {}), name)
+        except FieldError as exc:
+            raise fail(exc.reason + suffix, exc.key) from None
+        except ValueError as exc:  # a rule without a key: the section names the file and case
+            raise fail(f"{exc}{suffix}", name) from None
+    case = Case(name=top.name, kind=top.kind, sections=kind.sections(**built), source=source, markers=top.markers,
+                implementation_spec=top.implementation, description=top.description, sweep=sweep, index=index,
+                expected_failure=top.expected_failure, timeout=top.timeout)
+    validate = getattr(kind, "validate", None)
+    if validate is not None:
+        try:
+            validate(case)
+        except FieldError as exc:
+            raise fail(exc.reason + suffix, exc.key) from None
+        except ValueError as exc:
+            raise fail(f"{exc}{suffix}") from None
+    return case
+
+
+def assign_ids(cases: list[Case], kinds: Mapping[str, Any], source: Path | str = "<cases>") -> list[Case]:
+    """Set each case's ``id`` to ``name[kind.case_id(case)]``; two cases of one id are refused,
+    naming both (two ``[[case]]`` tables of one name and the same parameters, or two points of
+    one sweep that the id does not tell apart)."""
+    seen: dict[str, Case] = {}
     for case in cases:
-        case_id = f"{case.name}[{kinds[case.kind].case_id(case)}]"
-        seen[case_id] = seen.get(case_id, 0) + 1
-        if seen[case_id] > 1:
-            case_id = f"{case_id[:-1]}-{seen[case_id]}]"
-        case.id = case_id
+        case.id = f"{case.name}[{kinds[case.kind].case_id(case)}]"
+        if case.id in seen:
+            first = seen[case.id]
+            where = (f"[[case]] tables {first.position + 1} and {case.position + 1} of the file"
+                     if first.position != case.position else
+                     f"the sweep points {first.sweep} and {case.sweep} of [[case]] table {case.position + 1}")
+            raise CaseError(source, f"two cases have the id {case.id!r}: {where}; give them distinct names "
+                                    "(or parameters that tell them apart)", case=case.name, key="name")
+        seen[case.id] = case
     return cases
 
 
-def load_case_file(path: str | Path, kinds: Mapping[str, Any]) -> list[Case]:
-    """Parse, validate and expand every case of one file, with ids; raises :class:`CaseError`."""
+def load_case_file(path: str | Path, kinds: Mapping[str, Any], known_markers=None) -> list[Case]:
+    """Parse, validate and expand every case of one file, with ids; raises :class:`CaseError`.
+
+    Two ``[[case]]`` tables of one name are refused (naming both). ``known_markers``: the
+    markers a case may carry (the harness's and, under pytest, those registered in its
+    configuration); a case naming another is refused, naming the marker. None: not checked.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -453,5 +484,15 @@ def load_case_file(path: str | Path, kinds: Mapping[str, Any]) -> list[Case]:
         raise CaseError(path, "expected one or more [[case]] tables")
     cases: list[Case] = []
     for position, raw in enumerate(raw_cases):
-        cases += expand_case(raw, path, position, kinds)
-    return assign_ids(cases, kinds)
+        expanded = expand_case(raw, path, position, kinds)
+        for case in expanded:
+            case.position = position
+        name = expanded[0].name
+        if known_markers is not None:
+            for marker in expanded[0].markers:
+                if marker not in known_markers:
+                    raise CaseError(path, f"unknown marker {marker!r}; expected one of "
+                                          f"{', '.join(sorted(known_markers))} (register your own in pytest's "
+                                          "'markers' setting)", case=name, key="markers")
+        cases += expanded
+    return assign_ids(cases, kinds, path)

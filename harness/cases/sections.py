@@ -109,8 +109,9 @@ class SamplingSection:
     dtype: str = field(default="float64", metadata=doc("compute dtype", choices=DTYPE_NAMES))
     draw_dtype: str = field(default="float32", metadata=doc("dtype of the weight draws", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."))
-    differential_networks: int | None = field(default=None, metadata=doc(
-        "networks the differential check recomputes with the reference (default: 3% of them, 2 to 32)", min=1))
+    rechecked: int | None = field(default=None, metadata=doc(
+        "how many of the networks the differential check recomputes with the reference implementation, entry by "
+        "entry (default: 3% of them, 2 to 32)", min=1))
 
 
 @dataclass

@@ -89,9 +89,17 @@ def result_types() -> dict:
     return {name: KINDS[name].result_type for name in KINDS}
 
 
+#: The markers every case may carry whatever its kind.
+OWN_MARKERS = {
+    "quick": "a small set of cases (under 2 minutes on 2 CPU cores) that catches a broken NTK",
+    "paper": "the paper's own sizes; run only when asked with -m paper",
+}
+
+
 def markers() -> dict[str, str]:
-    """The pytest markers of every kind (its name and its other markers) -> their help; no kind is imported."""
-    out = {}
+    """Every marker the harness knows -> its help: its own, each kind's name and the kinds' other
+    markers; no kind is imported."""
+    out = dict(OWN_MARKERS)
     for entry in KINDS.table:
         out[entry.name] = entry.description
         out.update(entry.other_markers)
@@ -106,4 +114,5 @@ def load_cases(path):
     return load_case_file(path, KINDS)
 
 
-__all__ = ["KINDS", "KIND_TABLE", "KindRegistry", "Registration", "load_cases", "markers", "result_types"]
+__all__ = ["KINDS", "KIND_TABLE", "OWN_MARKERS", "KindRegistry", "Registration", "load_cases", "markers",
+           "result_types"]

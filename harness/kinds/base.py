@@ -36,8 +36,7 @@ from harness.records import Check, KindResult, Timing
 class KindOutcome:
     """What a kind's run returns: checks, the typed result and how it ran.
 
-    ``implementation``: set only where the record should name more than the resolution's specs
-    (training: which path computed which NTK). ``expected_failure``: set by a kind whose case
+    ``expected_failure``: set by a kind whose case
     asserts a claim that is known not to hold in this regime (the reason states the measured
     numbers). ``skipped``: why the implementation cannot run the case (not a pass).
     """
@@ -45,7 +44,6 @@ class KindOutcome:
     checks: list[Check] = field(default_factory=list)
     result: KindResult | None = None
     timing: Timing = field(default_factory=Timing)
-    implementation: str | None = None
     expected_failure: str | None = None
     skipped: str | None = None
 
@@ -119,7 +117,7 @@ class Kind:
     result_type: ClassVar[type] = KindResult
     markers: ClassVar[tuple[str, ...]] = ()
     run_module: ClassVar[str] = ""
-    #: The implementation a case of this kind runs when neither --ntk-impl nor the case names one;
+    #: The implementation a case of this kind runs when neither --ntk-implementation nor the case names one;
     #: None: every built-in in turn.
     default_implementation: ClassVar[str | None] = None
     #: whether the runner loads the implementations before the run (False: the run loads each
@@ -145,13 +143,13 @@ class Kind:
         raise NotImplementedError  # pragma: no cover - every kind overrides it
 
     def resolve(self, case, options: RunOptions) -> Resolution:
-        """How the case runs: ``--ntk-impl``, else the case's ``implementation``, else the kind's
+        """How the case runs: ``--ntk-implementation``, else the case's ``implementation``, else the kind's
         default (or every built-in); ``--ntk-device`` / ``--ntk-dtype``, else the case's own;
         the case's seed; ``--ntk-timeout``, else the case's ``timeout``, else the default."""
         from harness.ntk.registry import BUILTINS
 
         own = self.settings(case)
-        selected = options.implementation or case.implementation or self.default_implementation
+        selected = options.implementation_spec or case.implementation_spec or self.default_implementation
         return Resolution(
             implementation_specs=[selected] if selected is not None else list(BUILTINS),
             device=options.device if options.device is not None else own.device,

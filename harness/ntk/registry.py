@@ -4,18 +4,17 @@ Resolution order for a name ``spec``:
 
 1. a built-in name (``jacobian``, ...);
 2. an entry point of the group ``ntk_harness.implementations`` with that name;
-3. an import path ``package.module:function``.
+3. an import path ``package.module:function`` or a file ``path/to/file.py:function``
+   (:mod:`harness.imports`, the same resolver as model factories).
 
 Every failure raises :class:`ImplementationError` naming the implementation and what
 was wrong.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -65,42 +64,22 @@ def implementation_names() -> list[str]:
     return names
 
 
-def _import(module_name: str):
-    """Import ``module_name``; if its top-level package is not on the import path, look in the
-    current directory too (as ``python -m pytest`` and ``ntk-harness`` do), so that
-    ``--ntk-impl my_ntk:fn`` finds ``./my_ntk.py`` under a bare ``pytest`` as well."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        top = module_name.split(".")[0]
-        cwd = os.getcwd()
-        if exc.name not in (top, module_name) or cwd in sys.path:
-            raise
-        sys.path.insert(0, cwd)
-        try:
-            return importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            sys.path.remove(cwd)
-            raise
-
-
 def _load_path(spec: str, label: str) -> Callable:
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
+    """``package.module:function`` or ``path/to/file.py:function`` (:func:`harness.imports.load_object`;
+    a module not on the import path is looked for in the working directory, as ``python -m
+    pytest`` and ``ntk-harness`` see it, so ``--ntk-implementation my_ntk:fn`` finds ``./my_ntk.py``
+    under a bare ``pytest`` as well)."""
+    from harness.imports import SpecError, load_object
+
+    module_part, sep, attribute = spec.rpartition(":")
+    if not sep or not module_part or not attribute:
         raise ImplementationError(
-            f"NTK implementation {label!r}: expected a built-in name ({', '.join(implementation_names())}) "
-            "or an import path 'package.module:function'"
-        )
+            f"NTK implementation {label!r}: expected a built-in name ({', '.join(implementation_names())}), "
+            "'package.module:function' or 'path/to/file.py:function'")
     try:
-        module = _import(module_name)
-    except Exception as exc:  # an import error inside the user's module is reported, not raised
-        raise ImplementationError(f"NTK implementation {label!r}: cannot import module {module_name!r}: {exc}") from exc
-    target = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise ImplementationError(f"NTK implementation {label!r}: module {module_name!r} has no attribute {attr!r}")
-        target = getattr(target, part)
-    return target
+        return load_object(spec, "NTK implementation", [Path.cwd()])
+    except SpecError as exc:
+        raise ImplementationError(str(exc)) from exc.__cause__
 
 
 def _check_signature(function: Callable, label: str) -> None:

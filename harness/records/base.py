@@ -95,7 +95,8 @@ class Check(Record):
     """One verdict: what was compared, what was measured, what theory predicted.
 
     measured: the measured value; measured_interval: its confidence interval (for reading);
-    reference: what theory predicts; expected: the accepted region in words; accepted: the
+    target: the value the measurement is held to (what theory predicts, or the tolerance it
+    must stay within); expected: the accepted region in words; accepted: the
     accepted region as numbers when it is an interval; level: the false-alarm rate this
     check was given (its share of the case's); detail: why it failed, or what explains it;
     expected_failure: the case's reason when this check asserts a claim measured not to hold
@@ -107,7 +108,7 @@ class Check(Record):
     measured: float | None = None
     measured_interval: Interval | None = None
     expected: str = ""
-    reference: float | None = None
+    target: float | None = None
     detail: str = ""
     accepted: Interval | None = None
     level: float | None = None
@@ -182,7 +183,8 @@ class CaseRecord:
     node id, relative to the rootdir; the key that identifies a case across shards and
     machines); kind, phase (None for kinds without one), markers; outcome: passed, failed,
     error (the case could not run: its message is in ``error``), xfailed / xpassed (a
-    claim recorded as an expected failure); passed: every check passed; implementation,
+    claim recorded as an expected failure); passed: every check passed; implementation_spec
+    (the spec of the implementation, or the specs of the implementations, that ran),
     device, dtype, seed: how it ran; result: the kind's typed result; timing; and, added by
     the front end, wall_seconds and environment (host and versions of the process).
     """
@@ -196,7 +198,7 @@ class CaseRecord:
     outcome: str = "passed"
     checks: list[Check] = field(default_factory=list)
     result: KindResult | None = None
-    implementation: str | None = None
+    implementation_spec: str | None = None
     device: str | None = None
     dtype: str | None = None
     seed: int | None = None

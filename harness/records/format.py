@@ -38,8 +38,24 @@ def fmt_with_interval(value: Any, bounds: Any, digits: int = 4) -> str:
     return f"{text} {spread}" if spread else text
 
 
-def verdict(record) -> str:
-    """pass, FAIL, ERROR, xfail (a failure that was expected) or XPASS (an expected failure that passed)."""
-    return {"passed": "pass", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail", "xpassed": "XPASS",
-            "skipped": "skip"}.get(
-        record.outcome, record.outcome)
+#: Each outcome in words: (a report table's cell, a verdict's headline).
+OUTCOME_WORDS = {
+    "passed": ("pass", "passed"),
+    "failed": ("FAIL", "FAILED"),
+    "error": ("ERROR", "ERROR"),
+    "xfailed": ("xfail", "expected failure (xfail)"),
+    "xpassed": ("XPASS", "XPASS: an expected failure passed"),
+    "skipped": ("skip", "skipped"),
+}
+
+
+def verdict(record, *, headline: bool = False) -> str:
+    """pass, FAIL, ERROR, xfail (a failure that was expected), XPASS (an expected failure that
+    passed) or skip; ``headline``: the longer words of a verdict table's first line."""
+    words = OUTCOME_WORDS.get(record.outcome)
+    return record.outcome if words is None else words[1 if headline else 0]
+
+
+def check_mark(passed: bool) -> str:
+    """A check's row label: PASS or FAIL."""
+    return "PASS" if passed else "FAIL"

@@ -193,7 +193,7 @@ class ReportCollector:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
         from harness.report import benchmarks as benchmarks_module
-        from harness.report.writer import update_latest, write_index, write_report
+        from harness.report.writer import ReportInterrupted, update_latest, write_index, write_report
 
         self._restore_sigterm()
         self.config.stash[stash.SESSION] = session
@@ -208,6 +208,12 @@ class ReportCollector:
             if document.complete:
                 update_latest(self.directory, self.run_dir)
             write_index(self.directory)
+        except ReportInterrupted as exc:   # Ctrl-C while figures were drawn: the records stay
+            write_index(self.directory)
+            if reporter is not None:
+                reporter.write_line(f"ntk-harness report: {exc}")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
         except OSError as exc:   # e.g. the disk filled up; earlier runs are untouched
             message = f"ntk-harness report: could not write {self.run_dir}: {exc}"
             if reporter is None:

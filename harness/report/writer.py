@@ -1,11 +1,12 @@
 """Write a report directory: results.json, report.md, figures, each file atomically.
 
-Everything is first written into a fresh hidden directory next to the target (the same file
-system), ``results.json`` first (the records are what must never be lost), then each figure
-(a figure that fails to draw is skipped with its reason in report.md, never the report),
-then ``report.md``; then each file is moved into place with :func:`os.replace`: no file in
-the target is ever half-written, and an error or Ctrl-C before the moves leaves the target
-as it was. Figures of an earlier report in the same directory that this one does not draw
+``results.json`` is written first and moved into place at once (the records are what must
+never be lost); then each figure and ``report.md`` are written into a fresh hidden directory
+next to the target (the same file system; a figure that fails to draw is skipped with its
+reason in report.md, never the report) and moved into place with :func:`os.replace`: no file
+in the target is ever half-written. A Ctrl-C while the figures are drawn keeps the records:
+``results.json`` is rewritten with ``complete: false``, ``report.md`` says the report was
+interrupted, and :class:`ReportInterrupted` tells the caller (one line, no traceback). Figures of an earlier report in the same directory that this one does not draw
 are removed (only the harness's own figure names), so report.md never links a stale
 picture.
 
@@ -32,6 +33,16 @@ REPORT = "report.md"
 COMPARISON = "comparison.json"
 
 
+class ReportInterrupted(Exception):
+    """Ctrl-C while a report was written; the records are in ``path`` with ``complete: false``."""
+
+    def __init__(self, path: Path, records: int):
+        self.path = path
+        self.records = records
+        super().__init__(f"interrupted while writing the report: {records} records kept in {path} "
+                         "(complete = false)")
+
+
 def write_report(directory: Path, document: ResultsDocument, *, baseline: ResultsDocument | None = None,
                  baseline_path: str | None = None, title: str = "ntk-harness report") -> list[str]:
     """Render ``document`` into ``directory``; return the file names written."""
@@ -39,30 +50,53 @@ def write_report(directory: Path, document: ResultsDocument, *, baseline: Result
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        (staging / RESULTS).write_text(document.dumps(), encoding="utf-8")
-        drawn, skipped = figures_module.draw_all(document, staging)
-        comparison_lines = []
-        extra_files = []
-        if baseline is not None:
-            comparison = baseline_module.compare(document, baseline)
-            comparison["baseline"] = baseline_path
-            comparison_lines = baseline_module.markdown(comparison, baseline_path or "baseline")
-            (staging / COMPARISON).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
-            extra_files.append(COMPARISON)
-        (staging / REPORT).write_text(markdown.render(document, drawn, skipped, comparison_lines, title=title),
-                                      encoding="utf-8")
-        order = [RESULTS] + [name for name, _ in drawn] + extra_files + [REPORT]
-        for name in order:
-            os.replace(staging / name, directory / name)
-        drawn_names = {name for name, _ in drawn}
-        for name in figures_module.KNOWN:
-            if name not in drawn_names and (directory / name).exists():
-                (directory / name).unlink()
-        if baseline is None and (directory / COMPARISON).exists():
-            (directory / COMPARISON).unlink()
-        return order
+        atomic_write_text(directory / RESULTS, document.dumps())
+        try:
+            return _render_into(directory, staging, document, baseline, baseline_path, title)
+        except KeyboardInterrupt:
+            _keep_interrupted(directory, document)
+            raise ReportInterrupted(directory / RESULTS, len(document.records)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _render_into(directory: Path, staging: Path, document: ResultsDocument, baseline, baseline_path,
+                 title: str) -> list[str]:
+    """Figures, the comparison and report.md into ``staging``, then moved into ``directory``."""
+    drawn, skipped = figures_module.draw_all(document, staging)
+    comparison_lines = []
+    extra_files = []
+    if baseline is not None:
+        comparison = baseline_module.compare(document, baseline)
+        comparison["baseline"] = baseline_path
+        comparison_lines = baseline_module.markdown(comparison, baseline_path or "baseline")
+        (staging / COMPARISON).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
+        extra_files.append(COMPARISON)
+    (staging / REPORT).write_text(markdown.render(document, drawn, skipped, comparison_lines, title=title),
+                                  encoding="utf-8")
+    order = [name for name, _ in drawn] + extra_files + [REPORT]
+    for name in order:
+        os.replace(staging / name, directory / name)
+    order.insert(0, RESULTS)
+    drawn_names = {name for name, _ in drawn}
+    for name in figures_module.KNOWN:
+        if name not in drawn_names and (directory / name).exists():
+            (directory / name).unlink()
+    if baseline is None and (directory / COMPARISON).exists():
+        (directory / COMPARISON).unlink()
+    return order
+
+
+def _keep_interrupted(directory: Path, document: ResultsDocument) -> None:
+    """The records with ``complete: false`` and a report.md that says so; no stale figure stays linked."""
+    document.complete = False
+    atomic_write_text(directory / RESULTS, document.dumps())
+    for name in figures_module.KNOWN:
+        if (directory / name).exists():
+            (directory / name).unlink()
+    atomic_write_text(directory / REPORT, f"# ntk-harness report (interrupted)\n\nInterrupted while the figures "
+                                          f"were drawn: the {len(document.records)} records are in `{RESULTS}` "
+                                          "(complete = false); `ntk-harness report` redraws the report from it.\n")
 
 
 def update_latest(directory: Path, run_dir: Path, name: str = "latest") -> None:

@@ -126,6 +126,99 @@ def signal_propagation(f: MLP, params, x: torch.Tensor) -> float:
     return float(spread / reference)
 
 
+@dataclass
+class Measured:
+    """One network's probe NTK at step 0: the references every later checkpoint is compared with."""
+
+    full: torch.Tensor | None
+    trace: torch.Tensor
+    block_ratio: float
+    ratios: metrics.ClassBlockRatios
+    #: the largest |r(t) - r(0)| so far of Theta_c/Theta_d and Theta_n/Theta_d
+    excursions: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class ProbeRecorder:
+    """At each checkpoint, every network's probe NTK and every quantity of :data:`QUANTITIES`
+    against its NTK at step 0, into ``result`` (the training loop calls :meth:`__call__`)."""
+
+    f: MLP
+    x_probe: torch.Tensor
+    labels: np.ndarray
+    implementation: Callable
+    memory_budget_bytes: int
+    full_blocks: bool
+    eigenvalues: int
+    matrix_checkpoints: tuple[int, ...]
+    result: ExperimentResult
+    initial: list[Measured] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __call__(self, step: int, stacked: dict[str, torch.Tensor]) -> None:
+        started = time.perf_counter()
+        row = {q: [] for q in self.result.series if q not in ("train_loss", "test_loss", "test_accuracy")}
+        eigenvalues = []
+        for s in range(next(iter(stacked.values())).shape[0]):
+            own = unstack(stacked, s)
+            trace = probe_trace_ntk(self.implementation, self.f, own, self.x_probe, self.f.architecture.output_dim,
+                                    self.memory_budget_bytes)
+            full = (probe_ntk(self.implementation, self.f, own, self.x_probe, self.f.architecture.output_dim,
+                              self.memory_budget_bytes) if self.full_blocks else None)
+            self._network(row, s, step, own, trace, full)
+            eigenvalues.append(metrics.top_eigenvalues(trace, self.eigenvalues).tolist())
+            if s == 0:
+                self._keep_matrices(step, trace)
+        for q, values in row.items():
+            self.result.series[q].append(values)
+        self.result.eigenvalues.append(eigenvalues)
+        self.seconds += time.perf_counter() - started
+
+    def _network(self, row: dict, s: int, step: int, own, trace, full) -> None:
+        labels = self.labels
+        ratios = metrics.class_block_ratios(trace, labels)
+        block = metrics.block_ratio(trace, labels)
+        if step == 0:
+            self.initial.append(Measured(full, trace, block, ratios))
+        first = self.initial[s]
+        row["relative_change"].append(metrics.relative_change(trace, first.trace))
+        if self.full_blocks:
+            row["relative_change_full"].append(metrics.relative_change(full, first.full))
+        cosine = metrics.alignment(trace, first.trace)
+        row["alignment"].append(cosine)
+        row["misalignment"].append(1.0 - cosine)
+        row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, first.trace, 1)[0]))
+        row["ntk_norm"].append(float(torch.linalg.norm(trace.detach().double())))
+        gain, bias = effective_variances(self.f.architecture, own)
+        row["signal_propagation"].append(signal_propagation(self.f, own, self.x_probe))
+        row["sigma_w2_effective"].append(gain)
+        row["sigma_b2_effective"].append(bias)
+        row["block_ratio"].append(block)
+        row["block_ratio_growth"].append(block / first.block_ratio)
+        for name in ("class_block_over_diagonal", "class_block_over_diagonal_error", "off_class_over_diagonal",
+                     "off_class_over_diagonal_error"):
+            row[name].append(getattr(ratios, name))
+        changes = (abs(ratios.class_block_over_diagonal - first.ratios.class_block_over_diagonal),
+                   abs(ratios.off_class_over_diagonal - first.ratios.off_class_over_diagonal))
+        first.excursions = tuple(max(e, c) for e, c in zip(first.excursions, changes))
+        row["class_block_change"].append(changes[0])
+        row["off_class_change"].append(changes[1])
+        row["class_block_excursion"].append(first.excursions[0])
+        row["off_class_excursion"].append(first.excursions[1])
+
+    def _keep_matrices(self, step: int, trace: torch.Tensor) -> None:
+        """Network 0's matrix at step 0, the last checkpoint and every matrix checkpoint."""
+        matrix = None
+        if step in (0, max(self.result.checkpoints)) or step in self.matrix_checkpoints:
+            matrix = trace.detach().cpu().double().tolist()
+        if step == 0:
+            self.result.probe_ntk["initial"] = matrix
+        if step == max(self.result.checkpoints):
+            self.result.probe_ntk["final"] = matrix
+        if step in self.matrix_checkpoints:
+            self.result.ntk_matrices[step] = matrix
+
+
 def run_experiment(
     architecture: Architecture,
     dataset: Dataset,
@@ -148,6 +241,8 @@ def run_experiment(
     ``matrix_checkpoints``: steps at which network 0's probe NTK matrix is kept
     (``ntk_matrices``; the first and last checkpoint are always kept in ``probe_ntk``).
     """
+    if 0 not in config.checkpoints:
+        raise ValueError("the checkpoints must include step 0 (the NTK at initialization)")
     started = time.perf_counter()
     f = MLP(architecture)
     params = init_parameters(architecture, seed, range(networks), dtype=dtype, device=device)
@@ -155,75 +250,18 @@ def run_experiment(
     def tensor(a, kind=dtype):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=kind, device=device)
 
-    x_train, y_train = tensor(dataset.x_train), tensor(dataset.y_train, torch.int64)
-    x_test, y_test = tensor(dataset.x_test), tensor(dataset.y_test, torch.int64)
-    x_probe = tensor(dataset.x_probe)
-    labels = dataset.y_probe
     quantities = [q for q in QUANTITIES if full_blocks or q != "relative_change_full"]
     result = ExperimentResult(architecture, list(config.checkpoints), {q: [] for q in quantities})
-    initial: list[tuple[torch.Tensor | None, torch.Tensor, float, metrics.ClassBlockRatios]] = []
-    excursions: list[list[float]] = [[0.0, 0.0] for _ in range(networks)]   # [network][class block, off-class]
-    last_step = max(config.checkpoints)
-    result.probe_ntk["labels"] = [int(c) for c in labels]
-    ntk_seconds = 0.0
-
-    def on_checkpoint(step: int, stacked: dict[str, torch.Tensor]) -> None:
-        nonlocal ntk_seconds
-        t0 = time.perf_counter()
-        row = {q: [] for q in quantities if q not in ("train_loss", "test_loss", "test_accuracy")}
-        eig_row = []
-        for s in range(networks):
-            own = unstack(stacked, s)
-            trace = probe_trace_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
-            full = (probe_ntk(implementation, f, own, x_probe, architecture.output_dim, memory_budget_bytes)
-                    if full_blocks else None)
-            ratios = metrics.class_block_ratios(trace, labels)
-            if step == 0:
-                initial.append((full, trace, metrics.block_ratio(trace, labels), ratios))
-            full0, trace0, block0, ratios0 = initial[s]
-            block = metrics.block_ratio(trace, labels)
-            row["relative_change"].append(metrics.relative_change(trace, trace0))
-            if full_blocks:
-                row["relative_change_full"].append(metrics.relative_change(full, full0))
-            cosine = metrics.alignment(trace, trace0)
-            row["alignment"].append(cosine)
-            row["misalignment"].append(1.0 - cosine)
-            row["top_eigenvalue_change"].append(float(metrics.eigenvalue_change(trace, trace0, 1)[0]))
-            row["ntk_norm"].append(float(torch.linalg.norm(trace.detach().double())))
-            gain, bias = effective_variances(architecture, own)
-            row["signal_propagation"].append(signal_propagation(f, own, x_probe))
-            row["sigma_w2_effective"].append(gain)
-            row["sigma_b2_effective"].append(bias)
-            row["block_ratio"].append(block)
-            row["block_ratio_growth"].append(block / block0)
-            for name in ("class_block_over_diagonal", "class_block_over_diagonal_error", "off_class_over_diagonal",
-                         "off_class_over_diagonal_error"):
-                row[name].append(getattr(ratios, name))
-            changes = (abs(ratios.class_block_over_diagonal - ratios0.class_block_over_diagonal),
-                       abs(ratios.off_class_over_diagonal - ratios0.off_class_over_diagonal))
-            excursions[s] = [max(e, c) for e, c in zip(excursions[s], changes)]
-            row["class_block_change"].append(changes[0])
-            row["off_class_change"].append(changes[1])
-            row["class_block_excursion"].append(excursions[s][0])
-            row["off_class_excursion"].append(excursions[s][1])
-            eig_row.append(metrics.top_eigenvalues(trace, eigenvalues).tolist())
-            if s == 0 and step in (0, last_step):
-                result.probe_ntk["initial" if step == 0 else "final"] = trace.detach().cpu().double().tolist()
-            if s == 0 and step in matrix_checkpoints:
-                result.ntk_matrices[step] = trace.detach().cpu().double().tolist()
-        for q, values in row.items():
-            result.series[q].append(values)
-        result.eigenvalues.append(eig_row)
-        ntk_seconds += time.perf_counter() - t0
-
-    if 0 not in config.checkpoints:
-        raise ValueError("the checkpoints must include step 0 (the NTK at initialization)")
-    history = train(f, params, x_train, y_train, x_test, y_test, config, seed=seed, on_checkpoint=on_checkpoint)
+    result.probe_ntk["labels"] = [int(c) for c in dataset.y_probe]
+    recorder = ProbeRecorder(f, tensor(dataset.x_probe), dataset.y_probe, implementation, memory_budget_bytes,
+                             full_blocks, eigenvalues, tuple(matrix_checkpoints), result)
+    history = train(f, params, tensor(dataset.x_train), tensor(dataset.y_train, torch.int64), tensor(dataset.x_test),
+                    tensor(dataset.y_test, torch.int64), config, seed=seed, on_checkpoint=recorder)
     result.series["train_loss"] = history.train_loss
     result.series["test_loss"] = history.test_loss
     result.series["test_accuracy"] = history.test_accuracy
     result.train_loss_per_step = history.train_loss_per_step
     result.test_loss_per_step = history.test_loss_per_step
     total = time.perf_counter() - started
-    result.timing = {"total_s": total, "ntk_s": ntk_seconds, "training_s": total - ntk_seconds}
+    result.timing = {"total_s": total, "ntk_s": recorder.seconds, "training_s": total - recorder.seconds}
     return result

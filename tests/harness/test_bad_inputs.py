@@ -24,9 +24,9 @@ an unwritable ``--ntk-cache-dir``                      --ntk-cache-dir: ... is n
 ``ntk-harness run DIR``, one bad file among good ones  the bad file's line, the good cases run, a
                                                        summary line, exit 2
 ``ntk-harness --frobnicate``                           unrecognized argument '--frobnicate'
-``--ntk-impl`` that cannot be loaded                   --ntk-impl: NTK implementation ...: cannot
-                                                       import / has no attribute / expected a
-                                                       callable fn(f, params, x1, x2)
+``--ntk-implementation`` that cannot be loaded         --ntk-implementation: NTK implementation ...:
+                                                       cannot import / has no attribute / expected
+                                                       a callable fn(f, params, x1, x2)
 =====================================================  ===========================================
 
 ntk-harness rows run in subprocesses (the console entry point as installed: ``python -m
@@ -224,17 +224,18 @@ def test_run_continues_past_one_bad_file_and_exits_2(folder):
     (["--ntk-memory-budget", "abc"], "--ntk-memory-budget: expected a number of MiB > 0, got 'abc'"),
     (["--ntk-timeout", "-1"], "--ntk-timeout: expected a number of seconds from 0 to 1e+09 (0: no limit), got -1"),
     (["--ntk-dtype", "float16"], "--ntk-dtype: expected float64 or float32, got 'float16'"),
-    (["--ntk-impl", "nosuchmodule:fn"],
-     "--ntk-impl: NTK implementation 'nosuchmodule:fn': cannot import module 'nosuchmodule': "
-     "No module named 'nosuchmodule'"),
-    (["--ntk-impl", "json:nosuchfn"], "--ntk-impl: NTK implementation 'json:nosuchfn': module 'json' has no "
+    (["--ntk-implementation", "nosuchmodule:fn"],
+     "--ntk-implementation: NTK implementation 'nosuchmodule:fn': cannot import module 'nosuchmodule': "
+     "no such module on the import path or {folder}"),
+    (["--ntk-implementation", "json:nosuchfn"], "--ntk-implementation: NTK implementation 'json:nosuchfn': module 'json' has no "
                                       "attribute 'nosuchfn'"),
-    (["--ntk-impl", "wrong_signature:ntk"],
-     "--ntk-impl: NTK implementation 'wrong_signature:ntk': expected a callable fn(f, params, x1, x2), "
+    (["--ntk-implementation", "wrong_signature:ntk"],
+     "--ntk-implementation: NTK implementation 'wrong_signature:ntk': expected a callable fn(f, params, x1, x2), "
      "got signature (f, params)"),
 ], ids=["device", "budget-0", "budget-text", "timeout", "dtype", "impl-module", "impl-function", "impl-signature"])
 def test_a_bad_run_option_is_one_line_before_any_case(folder, option, message):
     (folder / "wrong_signature.py").write_text("def ntk(f, params):\n    return None\n")
+    message = message.format(folder=folder.resolve())
     result = pytest_run("good.toml", *option, cwd=folder)
     assert result.returncode == 4   # pytest's usage error
     assert one_line(result) == f"ERROR: {message}"

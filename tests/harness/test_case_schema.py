@@ -139,11 +139,20 @@ def test_huge_sizes_are_refused_without_allocating(tmp_path):
         load_case_file(write(tmp_path, text))   # from the sizes: no inputs and no network are built
 
 
-def test_ids_are_unique_within_a_file(tmp_path):
-    text = GOOD + GOOD.replace('name = "demo"', 'name = "demo"')
-    cases = load_case_file(write(tmp_path, text))
+def test_two_cases_of_one_id_are_refused_naming_both(tmp_path):
+    """Two [[case]] tables of one name and the same parameters were suffixed -2 silently; now refused."""
+    with pytest.raises(CaseError) as info:
+        load_case_file(write(tmp_path, GOOD + GOOD))
+    message = str(info.value)
+    assert "key 'name'" in message and "two cases have the id 'demo[ordered-w8-L2-s1]'" in message
+    assert "[[case]] tables 1 and 2" in message
+    # tables of one name that differ in their parameters are one sweep written in two tables: fine
+    cases = load_case_file(write(tmp_path, GOOD + GOOD.replace("width = 8", "width = 16")))
     assert len({c.id for c in cases}) == len(cases) == 12
-    assert cases[6].id == "demo[ordered-w8-L2-s1-2]"
+    # sweep points the id does not tell apart (a swept seed) are refused too, naming both points
+    seeds = GOOD.replace("[case.sampling]\n", "[case.sampling]\nseed = [1, 2]\n")
+    with pytest.raises(CaseError, match=r"the sweep points .*seed.*: 1.* and .*seed.*: 2"):
+        load_case_file(write(tmp_path, seeds))
 
 
 def test_the_key_reference_in_docs_is_current():

@@ -27,7 +27,7 @@ def eoc_case():
 
 @pytest.mark.parametrize("implementation", ["jacobian", "structured", "ntk-vector-products"])
 def test_correct_implementations_pass(eoc_case, implementation, tmp_path):
-    outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation=implementation, cache_dir=tmp_path))
+    outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation_spec=implementation, cache_dir=tmp_path))
     assert outcome.checks_passed, [c for c in outcome.checks if not c.passed]
 
 
@@ -37,18 +37,22 @@ def test_correct_implementations_pass(eoc_case, implementation, tmp_path):
 # fails entry by entry (tests/ntk).
 @pytest.mark.parametrize("broken", ["drops_biases", "drops_readout"])
 def test_a_missing_parameter_group_fails_the_exact_law(eoc_case, broken, tmp_path):
-    outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation=f"tests.ntk.broken:{broken}", cache_dir=tmp_path))
+    outcome = KINDS["dispersion"].run(eoc_case, RunOptions(implementation_spec=f"tests.ntk.broken:{broken}", cache_dir=tmp_path))
     failed = {c.name for c in outcome.failed_checks}
     statistical = {name for name in failed if "differential" not in name}
     assert any("exact" in name for name in statistical), failed      # the statistics alone see it
     assert any("differential" in name for name in failed), failed    # and the differential check names it
+    (differential,) = [c for c in outcome.failed_checks if "differential" in c.name]
+    expected = {"drops_biases": "It equals the reference without every bias",
+                "drops_readout": "It equals the reference without the readout layer"}[broken]
+    assert f"\n{expected}" in differential.detail, differential.detail   # the agreement kind's diagnosis, own line
 
 
 def test_an_all_nan_kernel_fails_the_finite_check_without_crashing(tmp_path):
     """Every reference family present, every sample NaN: the outcome says so, no exception."""
     (case,) = [c for c in load_case_file(ROOT / "cases" / "dispersion" / "infinite_width.toml")
                if KINDS[c.kind].case_id(c) == "eoc-w32-L2-s2"]
-    outcome = KINDS["dispersion"].run(case, RunOptions(implementation="tests.ntk.broken:returns_nan", cache_dir=tmp_path))
+    outcome = KINDS["dispersion"].run(case, RunOptions(implementation_spec="tests.ntk.broken:returns_nan", cache_dir=tmp_path))
     failed = {c.name for c in outcome.failed_checks}
     assert "all NTK samples finite" in failed
     assert "mean Theta(x0, x) (infinite width)" in failed

@@ -78,19 +78,30 @@ def test_a_wrong_ntk_fails_with_the_verdict_table(case_dir):
             return 1.5 * jacobian_ntk(f, params, x1, x2)
         scaled.vmappable = True
     """))
-    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-impl", "wrong:scaled")
+    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-implementation", "wrong:scaled")
     assert result.returncode == 1
     out = result.stdout
     assert "2 failed" in out
     assert "FAIL  mean in calibrated interval (exact law)" in out
-    for word in ("phase", "depth_to_width", "networks", "implementation", "wrong:scaled", "theory", "accepted"):
+    for word in ("phase", "depth_to_width", "networks", "implementation", "wrong:scaled", "target", "accepted"):
         assert word in out
 
 
+def test_the_deprecated_spelling_ntk_impl_still_works_and_says_so(case_dir):
+    """--ntk-impl is --ntk-implementation for one release, with a deprecation warning in both front ends."""
+    (case_dir / "wrong.py").write_text("from harness.ntk.jacobian import jacobian_ntk\n"
+                                       "def scaled(f, params, x1, x2):\n    return 1.5 * jacobian_ntk(f, params, x1, x2)\n")
+    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-impl", "wrong:scaled")
+    assert result.returncode == 1 and "2 failed" in result.stdout
+    assert "--ntk-impl is deprecated" in result.stdout and "use --ntk-implementation" in result.stdout
+    cli = run([sys.executable, "-m", "harness.cli", "run", "good.toml", "--ntk-impl", "wrong:scaled"], case_dir)
+    assert cli.returncode == 1 and "--ntk-impl is deprecated" in cli.stderr
+
+
 def test_a_broken_import_path_is_one_usage_error_at_start(case_dir):
-    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-impl", "nosuchmodule:fn")
+    result = pytest_run(case_dir, "good.toml", "-q", "--ntk-implementation", "nosuchmodule:fn")
     assert result.returncode == 4
-    assert "--ntk-impl: NTK implementation 'nosuchmodule:fn': cannot import module 'nosuchmodule'" in result.stderr
+    assert "--ntk-implementation: NTK implementation 'nosuchmodule:fn': cannot import module 'nosuchmodule'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -162,7 +173,7 @@ def test_a_diagnosis_shared_by_several_failed_cases_is_listed_once_at_the_end(tm
     (tmp_path / "agree.toml").write_text(AGREEMENT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "agree.toml", "-q",
-                             "--ntk-impl", f"tests.ntk.broken:{broken}"], cwd=tmp_path, capture_output=True,
+                             "--ntk-implementation", f"tests.ntk.broken:{broken}"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=600, env=env)
     out = result.stdout
     assert result.returncode == 1 and "2 failed" in out, out + result.stderr
@@ -184,3 +195,47 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     stderr = process.stderr.read()
     assert process.wait(timeout=300) == 1, stderr
     assert stderr == "", stderr
+
+
+# ---------------------------------------------------------------- frictions a new user hit
+def test_a_selection_of_nothing_is_an_error_that_lists_the_markers(case_dir):
+    result = run([sys.executable, "-m", "harness.cli", "run", "good.toml", "-m", "quik"], case_dir)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "-m 'quik' selects none of the 2 cases" in result.stderr
+    assert "quick" in result.stderr and "dispersion" in result.stderr and "paper" in result.stderr
+
+
+def test_a_case_file_naming_an_unknown_marker_is_refused_naming_it(case_dir):
+    (case_dir / "typo.toml").write_text(CASE.format(markers='["quik"]'))
+    result = run([sys.executable, "-m", "harness.cli", "run", "typo.toml"], case_dir)
+    assert result.returncode == 2
+    assert "typo.toml: case 'tiny': key 'markers': unknown marker 'quik'" in result.stderr
+    plugin = pytest_run(case_dir, "typo.toml", "-q")
+    assert plugin.returncode == 1 and "unknown marker 'quik'" in plugin.stdout
+    # a marker registered in the project's pytest configuration is the user's own: accepted
+    (case_dir / "pytest.ini").write_text("[pytest]\nmarkers =\n    quik: my own marker\n")
+    (case_dir / "typo.toml").write_text(CASE.format(markers='["quik"]').replace("networks = 300", "networks = 20"))
+    own = pytest_run(case_dir, "typo.toml", "-q", "--co")
+    assert own.returncode == 0 and "2 tests collected" in own.stdout, own.stdout
+
+
+def test_two_cases_of_one_name_are_refused_naming_both_tables(case_dir):
+    (case_dir / "twice.toml").write_text(CASE.format(markers="[]") + CASE.format(markers="[]"))
+    result = run([sys.executable, "-m", "harness.cli", "run", "twice.toml"], case_dir)
+    assert result.returncode == 2
+    assert "twice.toml: case 'tiny': key 'name': two cases are named 'tiny': [[case]] tables 1 and 2" in result.stderr
+
+
+def test_an_implementation_given_by_file_path_loads(case_dir, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "my_ntk.py").write_text("from harness.ntk.jacobian import jacobian_ntk\n"
+                                         "def my_ntk(f, params, x1, x2):\n    return jacobian_ntk(f, params, x1, x2)\n"
+                                         "my_ntk.vmappable = True\n")
+    spec = f"{elsewhere / 'my_ntk.py'}:my_ntk"
+    result = run([sys.executable, "-m", "harness.cli", "run", "good.toml", "--ntk-implementation", spec], case_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+    missing = run([sys.executable, "-m", "harness.cli", "run", "good.toml", "--ntk-implementation",
+                   f"{elsewhere / 'nope.py'}:my_ntk"], case_dir)
+    assert missing.returncode == 2 and "no file" in missing.stderr and "nope.py" in missing.stderr

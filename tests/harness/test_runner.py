@@ -124,7 +124,7 @@ def test_resume_key_changes_when_the_users_implementation_changes(folder, tmp_pa
     (tmp_path / "user_impl.py").write_text(
         "from harness.ntk.jacobian import jacobian_ntk\ndef ntk(f, params, x1, x2):\n    return jacobian_ntk(f, params, x1, x2)\n")
     case = load_cases(folder / "cases.toml")[0]
-    options = RunOptions(cache_dir=tmp_path, resume=True, implementation="user_impl:ntk")
+    options = RunOptions(cache_dir=tmp_path, resume=True, implementation_spec="user_impl:ntk")
     before = resume_key(case, options)
     (tmp_path / "user_impl.py").write_text(
         "from harness.ntk.jacobian import jacobian_ntk\ndef ntk(f, params, x1, x2):\n    return 2 * jacobian_ntk(f, params, x1, x2)\n")

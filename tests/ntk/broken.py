@@ -5,7 +5,7 @@ wrong in one specific way; :data:`BROKEN` maps its name to a phrase the failing 
 message must contain (so a test knows not only that it was caught, but caught for the
 right reason). Usable from the command line too::
 
-    python -m pytest cases/agreement -m quick --ntk-impl tests.ntk.broken:drops_biases
+    python -m pytest cases/agreement -m quick --ntk-implementation tests.ntk.broken:drops_biases
 """
 from __future__ import annotations
 

@@ -22,6 +22,10 @@ flattens_conv_kernels      cnn         flattens the Jacobian of each 4-D weight 
                                        convolution kernel) in reversed axis order on the
                                        x1 side only, so the kernel entries it pairs up
                                        are not the same parameter
+drops_in_proj_bias         transformer leaves out nn.MultiheadAttention's in_proj_bias
+                                       (a bias whose name does not end in ``.bias``);
+                                       the diagnosis must name it by the model's own
+                                       parameter name
 =========================  ==========  =================================================
 
 :data:`BROKEN_ON_MODELS` maps each name to ``(model, phrase)``: the example model of
@@ -43,7 +47,7 @@ each of these, is therefore:
 If the wording of that check changes, change :data:`VALUE_MISMATCH` here and nothing
 else. Usable from the command line once a case can name a model::
 
-    python -m pytest cases/models --ntk-impl tests.ntk.broken_models:unties_shared_weights
+    python -m pytest cases/models --ntk-implementation tests.ntk.broken_models:unties_shared_weights
 """
 from __future__ import annotations
 
@@ -169,3 +173,19 @@ BROKEN_ON_MODELS: dict[str, tuple[str, str]] = {
     "differentiates_buffers": ("frozen", VALUE_MISMATCH),
     "flattens_conv_kernels": ("cnn", VALUE_MISMATCH),
 }
+
+
+def drops_in_proj_bias(f, params, x1, x2):
+    """Leaves out every parameter named ``*in_proj_bias`` (nn.MultiheadAttention's packed query, key
+    and value biases, whose names do not end in ``.bias``): the NTK of the other parameters."""
+    kept = {name: value for name, value in params.items() if not name.endswith("in_proj_bias")}
+    if len(kept) == len(params):
+        return jacobian_ntk(f, params, x1, x2)
+
+    def restricted(sub, x):
+        return f({**params, **sub}, x)
+
+    return jacobian_ntk(restricted, kept, x1, x2)
+
+
+BROKEN_ON_MODELS["drops_in_proj_bias"] = ("transformer", "without attention.in_proj_bias")

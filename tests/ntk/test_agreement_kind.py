@@ -53,7 +53,7 @@ def test_quick_agreement_cases_cover_the_issue():
 def test_builtins_pass_every_quick_case(name):
     """The small architectures (the deep, narrow and wide quick cases run in `pytest cases`)."""
     for case in [c for c in QUICK if c.source.name == "builtin_architectures.toml"]:
-        outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
+        outcome = KIND.run(case, RunOptions(implementation_spec=name, device="cpu"))
         assert outcome.checks_passed, f"{name} on {KIND.case_id(case)}: {_messages(outcome)}"
         names = {c.name for c in outcome.checks}
         assert {"agrees with jacobian", "symmetric", "positive semi-definite", "fresh parameters"} <= names
@@ -66,7 +66,7 @@ def test_each_broken_implementation_is_caught_for_its_reason(broken):
     phrase = BROKEN[broken]
     failures = []
     for case in QUICK:
-        outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
+        outcome = KIND.run(case, RunOptions(implementation_spec=spec, device="cpu"))
         if not outcome.checks_passed:
             message = _messages(outcome)
             assert spec in message, f"the message does not name the implementation: {message}"
@@ -78,14 +78,14 @@ def test_each_broken_implementation_is_caught_for_its_reason(broken):
 
 
 def test_failure_names_worst_entries():
-    outcome = KIND.run(QUICK[0], RunOptions(implementation="tests.ntk.broken:drops_biases", device="cpu"))
+    outcome = KIND.run(QUICK[0], RunOptions(implementation_spec="tests.ntk.broken:drops_biases", device="cpu"))
     (check,) = [c for c in outcome.failed_checks if c.name == "agrees with jacobian"]
     assert "worst entries: K[" in check.detail and "off by" in check.detail
-    assert check.measured > check.reference
+    assert check.measured > check.target
 
 
 def test_exception_is_a_failed_check_not_a_crash():
-    outcome = KIND.run(QUICK[0], RunOptions(implementation="tests.ntk.broken:raises_inside", device="cpu"))
+    outcome = KIND.run(QUICK[0], RunOptions(implementation_spec="tests.ntk.broken:raises_inside", device="cpu"))
     (check,) = outcome.failed_checks
     assert check.name == "runs" and "RuntimeError" in check.detail and "broken.py" in check.detail
 
@@ -100,14 +100,14 @@ def _pytest_cases(spec: str, *extra: str) -> subprocess.CompletedProcess:
     plugin = [] if _plugin_installed() else ["-p", "harness.plugin"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", "cases/agreement", "-m", "quick", "-q", "-p", "no:cacheprovider",
-         *plugin, "--ntk-impl", spec, *extra],
+         *plugin, "--ntk-implementation", spec, *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
 
 
 @pytest.mark.slow
 def test_end_to_end_pytest_cases_with_ntk_impl():
-    """``pytest cases/agreement -m quick --ntk-impl X``: fails for a broken X, passes for a correct one."""
+    """``pytest cases/agreement -m quick --ntk-implementation X``: fails for a broken X, passes for a correct one."""
     good = _pytest_cases("structured")
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
     bad = _pytest_cases("tests.ntk.broken:drops_readout", "-x")
@@ -144,21 +144,25 @@ def test_case_level_implementation_is_used_and_ntk_impl_overrides_it(tmp_path):
     from harness.runner import run_case
 
     pinned = run_case(case, RunOptions(device="cpu"))
-    assert not pinned.checks_passed and pinned.implementation == "tests.ntk.broken:scaled"
-    overridden = run_case(case, RunOptions(device="cpu", implementation="structured"))
-    assert overridden.checks_passed and overridden.implementation == "structured"
+    assert not pinned.checks_passed and pinned.implementation_spec == "tests.ntk.broken:scaled"
+    overridden = run_case(case, RunOptions(device="cpu", implementation_spec="structured"))
+    assert overridden.checks_passed and overridden.implementation_spec == "structured"
 
 
 @pytest.mark.parametrize("name", ["jacobian", "ntk-vector-products", "autograd-loop"])
 def test_general_builtins_pass_every_model_case(name):
     for case in MODEL_CASES:
-        outcome = KIND.run(case, RunOptions(implementation=name, device="cpu"))
+        outcome = KIND.run(case, RunOptions(implementation_spec=name, device="cpu"))
+        if outcome.skipped:   # the probe found an operation without a rule: the one measured limitation
+            assert (name, case.name) == ("ntk-vector-products", "transformer"), outcome.skipped
+            assert "no forward-mode derivative (jvp) for aten::_native_multi_head_attention" in outcome.skipped
+            continue
         assert outcome.checks_passed, f"{name} on {case.id}: {_messages(outcome)}"
         assert outcome.result.model is not None and outcome.result.max_relative_error <= outcome.result.rtol
 
 
 def test_structured_is_skipped_on_models_with_its_reason_not_passed():
-    outcome = KIND.run(MODEL_CASES[0], RunOptions(implementation="structured", device="cpu"))
+    outcome = KIND.run(MODEL_CASES[0], RunOptions(implementation_spec="structured", device="cpu"))
     assert outcome.skipped and "MLP" in outcome.skipped
     (agreement,) = outcome.result.implementations
     assert agreement.skipped and agreement.max_relative_error is None
@@ -171,7 +175,7 @@ def test_each_model_feature_bug_is_caught_on_its_model_only():
     for name, (model, phrase) in BROKEN_ON_MODELS.items():
         spec = f"tests.ntk.broken_models:{name}"
         for module, case in model_of.items():
-            outcome = KIND.run(case, RunOptions(implementation=spec, device="cpu"))
+            outcome = KIND.run(case, RunOptions(implementation_spec=spec, device="cpu"))
             if module == model:
                 message = _messages(outcome)
                 assert not outcome.checks_passed, f"{name} passed its model {model}"

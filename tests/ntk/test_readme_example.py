@@ -29,7 +29,7 @@ def test_worked_example_passes_the_quick_agreement_cases(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         for case in QUICK:
-            outcome = KIND.run(case, RunOptions(implementation="my_ntk:my_ntk", device="cpu"))
+            outcome = KIND.run(case, RunOptions(implementation_spec="my_ntk:my_ntk", device="cpu"))
             assert outcome.checks_passed, f"{KIND.case_id(case)}: {_messages(outcome)}"
             assert "vmap" in {c.name for c in outcome.checks}
     finally:

@@ -124,7 +124,7 @@ def test_cache_round_trip(tmp_path):
     files = list(tmp_path.glob("acceptance-*.json"))
     assert len(files) == 1
     stored = json.loads(files[0].read_text())
-    assert stored["payload"]["law"] == law.key() and stored["payload"]["samples"] == 20
+    assert stored["payload"]["law"] == law.key() and stored["payload"]["networks"] == 20
     assert acceptance_intervals(law, 20, 0.1, cache_dir=tmp_path, seed=3) == first
     files[0].write_text("{not json")                        # a corrupt entry is recomputed
     assert acceptance_intervals(law, 20, 0.1, cache_dir=tmp_path, seed=3) == first
@@ -134,8 +134,8 @@ def test_cache_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    ({"samples": 1}, "samples"), ({"samples": 10, "alpha": 0.0}, "alpha"), ({"samples": 10, "alpha": 1.0}, "alpha"),
-    ({"samples": 10, "statistics": ("mode",)}, "statistic"),
+    ({"networks": 1}, "networks"), ({"networks": 10, "alpha": 0.0}, "alpha"), ({"networks": 10, "alpha": 1.0}, "alpha"),
+    ({"networks": 10, "statistics": ("mode",)}, "statistic"),
 ])
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -75,7 +75,7 @@ def test_laws_are_duck_typed():
         def sample(self, size, rng):
             return rng.standard_normal(size)
 
-    with pytest.raises(ValueError, match=r"sample\(size, rng\).*key\(\).*depth"):
+    with pytest.raises(ValueError, match=r"sample\(draws, rng\).*key\(\).*depth"):
         acceptance_intervals(NoKey(), 10, 0.1)
 
     class WrongShape(NormalLaw):

@@ -329,7 +329,7 @@ def test_moment_summary_errors_are_calibrated():
     (lambda: JointLaw((3, 4), 2.0, [[float("nan")]]), "gram"),
     (lambda: JointLaw((1, 4), 2.0, np.eye(2)), "gram"),
     (lambda: JointLaw.from_inputs((3, 4), 2.0, np.ones((2, 4))), "inputs"),
-    (lambda: JointLaw((3, 4), 2.0, [[1.0]]).sample(-1, np.random.default_rng(0)), "size"),
+    (lambda: JointLaw((3, 4), 2.0, [[1.0]]).sample(-1, np.random.default_rng(0)), "draws"),
     (lambda: JointLaw((3, 4), 2.0, [[1.0]]).sample(3, 0), "rng"),
     (lambda: JointLaw((3, 4), 2.0, [[1.0]]).sample(3, np.random.default_rng(0), workers=0), "workers"),
     (lambda: JointLaw((3, 4), 2.0, [[1.0]]).entry(0, 1), "b"),

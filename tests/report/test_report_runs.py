@@ -42,7 +42,7 @@ def test_serial_report_has_records_tables_figures_and_benchmarks(serial_run):
     assert sorted(r.phase for r in cases) == ["chaotic", "eoc", "ordered"]
     for record in cases:
         assert record.kind == "dispersion" and record.result.architecture.hidden_widths == (8, 8, 8)
-        assert record.seed == 7 and record.result.networks == 50 and record.implementation == "structured"
+        assert record.seed == 7 and record.result.networks == 50 and record.implementation_spec == "structured"
         assert record.result.differential.max_relative_error <= 1e-10      # checked against jacobian
         assert record.device == "cpu" and record.dtype in ("float64", "float32")
         assert record.environment["torch"] and record.environment["ntk-harness"]
@@ -275,6 +275,38 @@ def test_an_interrupted_run_keeps_the_earlier_complete_report(slow_dir, interval
     assert all(r.outcome == "passed" for r in document.records)
     assert "interrupted" in (partial / "report.md").read_text()
     assert "**no**" in (slow_dir / "D" / "index.md").read_text()
+
+
+INTERRUPT_IN_FIGURES = """
+import harness.report.figures as figures
+
+
+def interrupted(figure, path):
+    raise KeyboardInterrupt   # Ctrl-C while matplotlib draws the first figure
+
+
+figures.render = interrupted
+"""
+
+
+def test_ctrl_c_while_figures_are_drawn_keeps_the_records_in_one_line(slow_dir, interval_cache):
+    """The interrupt arrives inside the figure step (a plugin makes drawing raise it, no timing):
+    the finished records stay with complete = false, the index lists the run, one line is printed."""
+    (slow_dir / "interrupt_figures.py").write_text(INTERRUPT_IN_FIGURES)
+    earlier = latest_run(slow_dir / "D")
+    result = run_pytest(slow_dir, "small.toml", "-k", "not slow", "-p", "interrupt_figures", "--ntk-report-dir", "D",
+                        cache=interval_cache, extra_path=slow_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output                       # pytest's "interrupted"
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    (line,) = [text for text in output.splitlines() if "interrupted while writing the report" in text]
+    assert "3 records kept" in line and "complete = false" in line
+    (partial,) = [p for p in (slow_dir / "D" / "runs").iterdir() if p != earlier]
+    document = records.load(partial / "results.json")
+    assert document.complete is False and len(document.records) == 3
+    assert "interrupted" in (partial / "report.md").read_text()
+    assert partial.name in (slow_dir / "D" / "index.md").read_text()
+    assert latest_run(slow_dir / "D") == earlier                 # latest stays on the complete run
 
 
 def test_two_runs_into_one_directory_keep_both_reports(slow_dir, interval_cache):

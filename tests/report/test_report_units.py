@@ -34,7 +34,7 @@ def _dispersion(case: str, sigma_w2: float, depth: int, value: float, interval, 
                               networks=100, entries=entries, alpha_per_check={"exact": 2e-4})
     phase = {1.0: "ordered", 2.0: "eoc"}.get(sigma_w2, "chaotic")
     return CaseRecord(case=case, kind="dispersion", nodeid=f"cases/d.toml::{case}", source="cases/d.toml",
-                      phase=phase, outcome="passed" if passed else "failed", seed=seed, implementation="jacobian",
+                      phase=phase, outcome="passed" if passed else "failed", seed=seed, implementation_spec="jacobian",
                       device="cpu", dtype="float64", result=result, timing=Timing(total_seconds=0.5),
                       checks=[Check("dispersion in calibrated interval (exact law)", passed, measured=value,
                                     measured_interval=interval, expected="[1, 3]", accepted=(1.0, 3.0))],
@@ -179,20 +179,26 @@ def test_with_equal_seeds_a_one_percent_scale_change_is_reported_paired():
     assert baseline.compare(old, old)["moved_statistics"] == []
 
 
-def test_writer_is_atomic_when_rendering_fails(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["harness.report.markdown.render", "harness.report.figures.render"])
+def test_an_interrupt_while_writing_keeps_the_records_and_no_half_written_file(tmp_path, monkeypatch, where):
+    """Ctrl-C after the records are written (in the figures or in report.md): results.json holds the
+    new records with complete = false, report.md says so, no figure of the earlier report stays
+    linked, no staging directory is left, and the caller gets ReportInterrupted (one line)."""
     directory = tmp_path / "report"
     writer.write_report(directory, _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6))))
-    before = {p.name: p.read_bytes() for p in directory.iterdir()}
-    assert {"results.json", "report.md", "dispersion_vs_depth.png"} <= set(before)
+    assert {"results.json", "report.md", "dispersion_vs_depth.png"} <= {p.name for p in directory.iterdir()}
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt   # Ctrl-C in the middle of writing
 
-    monkeypatch.setattr("harness.report.markdown.render", broken)
+    monkeypatch.setattr(where, broken)
     changed = _document(_dispersion("a", 2.0, 2, 9.5, (9.4, 9.6)), _dispersion("b", 2.0, 4, 2.5, (2.3, 2.7)))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(writer.ReportInterrupted, match="2 records kept .*complete = false"):
         writer.write_report(directory, changed)
-    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    kept = records.load(directory / "results.json")
+    assert kept.complete is False and [r.case for r in kept.records] == ["a", "b"]
+    assert "interrupted" in (directory / "report.md").read_text()
+    assert sorted(p.name for p in directory.iterdir()) == ["report.md", "results.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["report"]   # no staging directory left
 
 

@@ -232,7 +232,7 @@ def test_full_blocks_only_when_asked(tmp_path):
     (case,) = _phases(tmp_path, training_extra="full_blocks = true")
     outcome = KIND.run(case, RunOptions(device="cpu"))
     assert all("relative_change_full" in e.series for e in outcome.result.experiments)
-    assert "full blocks" in outcome.implementation
+    assert "full blocks" in outcome.result.computed_by
     (case,) = _phases(tmp_path)
     outcome = KIND.run(case, RunOptions(device="cpu"))
     assert not any("relative_change_full" in e.series for e in outcome.result.experiments)

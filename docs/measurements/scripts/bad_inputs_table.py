@@ -62,9 +62,9 @@ def rows(folder: Path):
         ("`--ntk-memory-budget 0`", pytest_cmd("good.toml", "--ntk-memory-budget", "0")),
         ("`ntk-harness run DIR` with one bad file", cli("run", "mixed")),
         ("`ntk-harness --frobnicate`", cli("--frobnicate")),
-        ("`--ntk-impl` with no such module", pytest_cmd("good.toml", "--ntk-impl", "no_such_module:fn")),
-        ("`--ntk-impl` with no such function", pytest_cmd("good.toml", "--ntk-impl", "hangs_impl:nothing")),
-        ("an implementation that hangs, `--ntk-timeout 5`", pytest_cmd("good.toml", "--ntk-impl", "hangs_impl:hangs",
+        ("`--ntk-implementation` with no such module", pytest_cmd("good.toml", "--ntk-implementation", "no_such_module:fn")),
+        ("`--ntk-implementation` with no such function", pytest_cmd("good.toml", "--ntk-implementation", "hangs_impl:nothing")),
+        ("an implementation that hangs, `--ntk-timeout 5`", pytest_cmd("good.toml", "--ntk-implementation", "hangs_impl:hangs",
                                                                          "--ntk-timeout", "5")),
     ]
 

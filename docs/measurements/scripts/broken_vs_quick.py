@@ -4,7 +4,7 @@ For every broken implementation named on the command line (default: the bugs of 
 issue, the classic ones and the model ones in ``tests/ntk/broken.py`` and
 ``tests/ntk/broken_models.py``) this runs
 
-    pytest cases -m quick --ntk-impl tests.ntk.broken:NAME --ntk-report-dir OUT/NAME
+    pytest cases -m quick --ntk-implementation tests.ntk.broken:NAME --ntk-report-dir OUT/NAME
 
 in a subprocess, reads the run's ``results.json`` and prints one row per implementation: how
 many quick cases failed, of which kinds, and the first failed check of each failing file with
@@ -38,7 +38,7 @@ def run_one(name: str, out: Path) -> dict:
     module = "tests.ntk.broken_models" if name in BROKEN_ON_MODELS else "tests.ntk.broken"
     report_dir = out / name
     command = [sys.executable, "-m", "pytest", "cases", "-m", "quick", "-q", "-p", "no:cacheprovider",
-               "--ntk-impl", f"{module}:{name}", "--ntk-report-dir", str(report_dir)]
+               "--ntk-implementation", f"{module}:{name}", "--ntk-report-dir", str(report_dir)]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -18,7 +18,7 @@ duplicates     K([x1[0]; x1[0]; x1[1:]], x2): a batch with a duplicated row
 (``zero_input = true`` makes the last row of x1 exactly zero, so that pre-activations are
 exactly 0 where biases are: the activation's derivative at 0 matters there.)
 
-The selected implementation (``--ntk-impl``, else the case's ``implementation``; with
+The selected implementation (``--ntk-implementation``, else the case's ``implementation``; with
 neither, every built-in in turn, its checks prefixed with its name) is called on the
 networks in sequence with the same network function ``f``, and every result is checked
 (:mod:`harness.kinds.agreement.run`):

@@ -41,7 +41,7 @@ class ModelDescription(Record):
 class ImplementationAgreement(Record):
     """One implementation's agreement with the reference; ``skipped`` says why it did not run."""
 
-    implementation: str
+    implementation_spec: str
     max_relative_error: float | None = None
     asymmetry: float | None = None
     smallest_eigenvalue_ratio: float | None = None
@@ -97,7 +97,7 @@ class AgreementResult(KindResult):
             r: AgreementResult = record.result
             checks = record.checks
             if r is None:
-                rows.append([record.case, "", record.implementation or "", record.dtype or "", record.device or "",
+                rows.append([record.case, "", record.implementation_spec or "", record.dtype or "", record.device or "",
                              f"{sum(c.passed for c in checks)}/{len(checks)}", "", "", verdict(record)])
                 continue
             if r.model is not None:
@@ -106,8 +106,8 @@ class AgreementResult(KindResult):
                 a = r.architecture
                 network = f"L={a.depth}, n={'-'.join(map(str, a.hidden_widths))}, O={a.output_dim}, " \
                           f"{a.parameter_count()} parameters"
-            ran = [i.implementation for i in r.implementations if i.skipped is None]
-            skipped = [f"{i.implementation} (skipped)" for i in r.implementations if i.skipped is not None]
+            ran = [i.implementation_spec for i in r.implementations if i.skipped is None]
+            skipped = [f"{i.implementation_spec} (skipped)" for i in r.implementations if i.skipped is not None]
             rows.append([record.case, network, ", ".join(ran + skipped), record.dtype or "", record.device or "",
                          f"{sum(c.passed for c in checks)}/{len(checks)}", fmt(r.max_relative_error, 3),
                          fmt(r.rtol), verdict(record)])

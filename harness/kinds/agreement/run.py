@@ -9,7 +9,7 @@ network in each call shape, compares with the float64 reference
 (:func:`harness.ntk.jacobian.jacobian_ntk`), collects problems per check (:class:`Problems`)
 and turns them into :class:`~harness.records.Check` rows. The checks and call shapes are
 listed in :mod:`harness.kinds.agreement`; what a disagreement looks like is said by
-:mod:`harness.kinds.agreement.diagnosis`.
+:mod:`harness.ntk.diagnosis`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from harness.constants import REFERENCE_IMPLEMENTATION
 from harness.kinds.agreement import AgreementSection, AgreementSections, ModelSection
-from harness.kinds.agreement.diagnosis import (check_fresh, check_psd, check_symmetric, diagnose, largest,
-                                               relative_error, user_frame, worst_entries)
+from harness.ntk.diagnosis import (check_fresh, check_psd, check_symmetric, diagnose, largest,
+                                               relative_error, unsupported_operation, user_frame, worst_entries)
 from harness.kinds.base import KindOutcome, Resolution
 from harness.networks import MLP, init_parameters, network_seed, unstack
 from harness.ntk.jacobian import jacobian_ntk
@@ -200,13 +201,13 @@ def _model_subject(model: ModelSection, section: AgreementSection, device: torch
 def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device: torch.device,
                          rtol: float) -> tuple[list[Check], ImplementationAgreement]:
     """Every check of one implementation on every network and call shape of ``subject``."""
-    agreement = ImplementationAgreement(implementation=spec)
+    agreement = ImplementationAgreement(implementation_spec=spec)
     try:
         implementation = get_implementation(spec)
     except ImplementationError as exc:
         return [Check("loads", False, expected=LOADS, detail=str(exc))], agreement
     checks = [Check("loads", True, expected=LOADS)]
-    reason = implementation.supports(subject.functions[0])
+    reason = implementation.supports(subject.functions[0]) or _probe(implementation, subject, dtype)
     if reason is not None:
         agreement.skipped = reason
         return checks, agreement
@@ -228,6 +229,25 @@ def check_implementation(spec: str, subject: Subject, dtype: torch.dtype, device
         cross = next(((s, xa, xb) for s, xa, xb in shapes if s.name == earlier.fresh_shape), shapes[0])
         checks.append(check_vmap(implementation, label, subject, dtype, cross[1], cross[2], earlier.references, rtol))
     return checks, _finish(agreement, problems)
+
+
+def _probe(implementation, subject: Subject, dtype) -> str | None:
+    """Why the implementation cannot run this model, from one small call K(x1[:1], x1[:1]) on network
+    0: an operation without a rule for its transform (forward AD, vmap) makes it unsupported here,
+    a skip with the operation named, never a pass. The reference must support every model: its
+    errors, and every other error, are failures of the checks that follow."""
+    if implementation.name == REFERENCE_IMPLEMENTATION or not subject.shapes:
+        return None
+    x = subject.shapes[0].xa[:1].to(dtype)
+    params = {name: value.to(dtype, copy=True) for name, value in unstack(subject.stacked64, 0).items()}
+    try:
+        implementation(subject.functions[0], params, x, x)
+    except Exception as exc:  # the user's code: classify, never crash
+        missing = unsupported_operation(exc)
+        if missing is not None:
+            return f"{implementation.name} cannot run this model: {missing} (a probe call K(x1[:1], x1[:1]) raised " \
+                   f"{type(exc).__name__})"
+    return None
 
 
 @dataclass
@@ -304,14 +324,14 @@ def _verdicts(problems: Problems, label: str, shapes: int, any_same: bool, dtype
     """One check per kind of problem, with the first three found and each diagnosis once."""
     checks = []
 
-    def add(check_name: str, key: str, expected: str, measured: float | None = None, reference: float | None = None):
+    def add(check_name: str, key: str, expected: str, measured: float | None = None, target: float | None = None):
         found = problems.found[key]
         detail = f"{label}: " + " | ".join(found[:3]) if found else ""
         if len(found) > 3:
             detail += f" | ... ({len(found) - 3} more)"
         if key == "agreement":   # each diagnosis once, on its own line, with where it was made
             detail += "".join(f"\n{hint} ({', '.join(where)})" for hint, where in problems.hints.items())
-        checks.append(Check(check_name, not found, measured=measured, reference=reference, expected=expected,
+        checks.append(Check(check_name, not found, measured=measured, target=target, expected=expected,
                             detail=detail))
 
     checks.append(Check("runs", True, expected="a tensor"))
@@ -321,12 +341,12 @@ def _verdicts(problems: Problems, label: str, shapes: int, any_same: bool, dtype
     if problems.found["shape"] or problems.found["finite"]:
         return checks
     add("agrees with jacobian", "agreement", f"max|K - K_ref| / max|K_ref| <= {rtol:g} in {shapes} call shapes",
-        measured=largest(problems.errors), reference=rtol)
+        measured=largest(problems.errors), target=rtol)
     if any_same:
         add("symmetric", "symmetric", f"max|K - K^T| / max|K| <= {rtol:g}", measured=largest(problems.asymmetry),
-            reference=rtol)
+            target=rtol)
         add("positive semi-definite", "psd", f"smallest eigenvalue >= -{rtol:g} x largest",
-            measured=min(problems.smallest_ratio) if problems.smallest_ratio else None, reference=-rtol)
+            measured=min(problems.smallest_ratio) if problems.smallest_ratio else None, target=-rtol)
     add("fresh parameters", "fresh", "each network's kernel computed from its own parameters")
     add("arguments unchanged", "inputs", "params, x1 and x2 as they were passed")
     return checks

@@ -67,13 +67,14 @@ class AsymptoticReference(Record):
 class DifferentialResult(Record):
     """The case's own networks recomputed with the reference implementation, entry by entry.
 
-    networks: how many of the case's networks were recomputed (a seeded subset);
-    max_relative_error: max over them of max|K - K_ref| / max|K_ref|; worst: where;
-    rtol: the agreement tolerance for the dtype; seconds: its cost.
+    reference_implementation: the implementation it was recomputed with; rechecked: how many
+    of the case's networks were recomputed (a seeded subset); max_relative_error: max over them
+    of max|K - K_ref| / max|K_ref|; worst: where; rtol: the agreement tolerance for the dtype;
+    seconds: its cost.
     """
 
-    reference: str
-    networks: int
+    reference_implementation: str
+    rechecked: int
     max_relative_error: float
     rtol: float
     worst: str = ""
@@ -127,7 +128,8 @@ class DispersionResult(KindResult):
             [("detectable scale error (power 0.9)",
               f"Theta -> c Theta with c <= {self.minimum_detectable_scale.low:.4g} or "
               f"c >= {self.minimum_detectable_scale.high:.4g}")] if self.minimum_detectable_scale else []) + (
-            [("differential check", f"{self.differential.networks} networks against {self.differential.reference}, "
+            [("differential check", f"{self.differential.rechecked} networks against "
+                                    f"{self.differential.reference_implementation}, "
                                     f"max relative error {self.differential.max_relative_error:.3g}")]
             if self.differential else [])
 

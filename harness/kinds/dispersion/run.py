@@ -166,29 +166,31 @@ def _differential_check(architecture, x, samples: NTKSamples, sampling, resoluti
     inputs and call shape, whatever the statistics say."""
     rtol = AGREEMENT_RTOL[resolution.dtype]
     implementation = resolution.implementation
-    networks = sampling.differential_networks or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
+    rechecked = sampling.rechecked or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
         DIFFERENTIAL_FRACTION * sampling.networks)))
-    name = f"agrees with {REFERENCE_IMPLEMENTATION} on {networks} of its networks (differential)"
+    name = f"agrees with {REFERENCE_IMPLEMENTATION} on {rechecked} of its networks (differential)"
     try:
         found = differential_check(
             architecture, x, samples.row, seed=resolution.seed, implementation=implementation,
             reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolution.torch_dtype,
-            draw_dtype=resolve_dtype(sampling.draw_dtype), device=resolution.torch_device, networks=networks)
+            draw_dtype=resolve_dtype(sampling.draw_dtype), device=resolution.torch_device, rechecked=rechecked,
+            rtol=rtol)
     except ImplementationError as exc:   # the statistics above stay; this check says what went wrong
         return (Check(name, False, expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
                       detail=str(exc)),
-                DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=0, max_relative_error=float("nan"),
-                                   rtol=rtol, worst=str(exc)))
-    result = DifferentialResult(reference=REFERENCE_IMPLEMENTATION, networks=found.networks,
+                DifferentialResult(reference_implementation=REFERENCE_IMPLEMENTATION, rechecked=0,
+                                   max_relative_error=float("nan"), rtol=rtol, worst=str(exc)))
+    result = DifferentialResult(reference_implementation=REFERENCE_IMPLEMENTATION, rechecked=found.rechecked,
                                 max_relative_error=found.max_relative_error, rtol=rtol, worst=found.worst,
                                 seconds=found.seconds)
     passed = found.max_relative_error <= rtol
     check = Check(
-        f"agrees with {REFERENCE_IMPLEMENTATION} on {found.networks} of its networks (differential)", passed,
-        measured=found.max_relative_error, reference=rtol,
+        f"agrees with {REFERENCE_IMPLEMENTATION} on {found.rechecked} of its networks (differential)", passed,
+        measured=found.max_relative_error, target=rtol,
         expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
         detail=(f"NTK implementation {implementation.name!r}: relative error {found.max_relative_error:.3g} > "
-                f"{rtol:g}; worst: {found.worst}" if not passed else ""))
+                f"{rtol:g}; worst: {found.worst}" + (f"\n{found.diagnosis}" if found.diagnosis else "")
+                if not passed else ""))
     return check, result
 
 
@@ -261,7 +263,7 @@ def _exact_checks(law, diagonal_samples, diagonal: EntryResult, expect, alpha: f
         checks.append(Check(
             f"{name} in calibrated interval (exact law)", bool(low <= value <= high), measured=value,
             measured_interval=estimate.interval if estimate is not None else Interval(np.nan, np.nan),
-            expected=f"[{_fmt(low)}, {_fmt(high)}] at level {alpha:.2g}", reference=exact_values.get(name),
+            expected=f"[{_fmt(low)}, {_fmt(high)}] at level {alpha:.2g}", target=exact_values.get(name),
             accepted=Interval(low, high), level=alpha,
         ))
     if expect.goodness_of_fit:
@@ -344,7 +346,7 @@ def _asymptotic_check(result: DispersionResult, expect, phase: str) -> Check:
         "dispersion near the asymptotic limit", bool(abs(value - asymptotic) <= tolerance * asymptotic),
         measured=value, measured_interval=estimate.interval if estimate is not None else None,
         expected=f"{_fmt(asymptotic)} +- {tolerance:.0%} ({phase}); exact finite-width {_fmt(exact_dispersion)}",
-        reference=asymptotic, accepted=Interval(asymptotic * (1 - tolerance), asymptotic * (1 + tolerance)),
+        target=asymptotic, accepted=Interval(asymptotic * (1 - tolerance), asymptotic * (1 + tolerance)),
     )
 
 
@@ -374,6 +376,6 @@ def _infinite_width_checks(result: DispersionResult, finite_rows: np.ndarray, ex
             bool(interval.high >= low and interval.low <= high), measured=entry.value("mean"),
             measured_interval=interval,
             expected=f"{_fmt(expected_mean)} +- {tolerance:.0%} ({phase}); t-interval at {1 - alpha:.4%}",
-            reference=expected_mean, accepted=Interval(low, high), level=alpha,
+            target=expected_mean, accepted=Interval(low, high), level=alpha,
         ))
     return checks

@@ -13,7 +13,7 @@ class ImplementationSearch(Record):
     """One implementation's search: examples tried, time, and the smallest failing example
     found (a ready-to-paste agreement case) or None."""
 
-    implementation: str
+    implementation_spec: str
     examples: int
     seconds: float = 0.0
     counterexample: str | None = None
@@ -40,6 +40,6 @@ class SearchResult(KindResult):
         for record in records:
             for entry in record.result.implementations:
                 found = entry.failure.splitlines()[0][:80] if entry.failure else "none found"
-                rows.append([record.case, entry.implementation, str(entry.examples), fmt(entry.seconds, 3), found,
+                rows.append([record.case, entry.implementation_spec, str(entry.examples), fmt(entry.seconds, 3), found,
                              verdict(record)])
         return headers, rows

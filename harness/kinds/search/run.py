@@ -147,7 +147,7 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
             found = find(strategy, fails, settings=search_settings, random=random.Random(section.seed))
         except NoSuchExample:
             found = None
-        entry = ImplementationSearch(implementation=spec, examples=tried, seconds=time.perf_counter() - began)
+        entry = ImplementationSearch(implementation_spec=spec, examples=tried, seconds=time.perf_counter() - began)
         if found is not None:
             entry.counterexample = as_case(found, spec, dtype_name)
             entry.failure = failures.get(found, "")

@@ -163,6 +163,9 @@ class TrainingResult(KindResult):
     width_scaling: Fit | None = None
     regime: str = ""
     phases: PhaseComparison | None = None
+    #: which implementation computed which NTK: the output trace always by the structured path;
+    #: the full per-output blocks (full_blocks = true) by the case's implementation
+    computed_by: str = ""
 
     def statistics(self) -> dict[str, Estimate]:
         out = dict(self.final)
@@ -186,7 +189,8 @@ class TrainingResult(KindResult):
                 ("output_dim", a.output_dim), ("parametrization", a.parametrization), ("optimizer", self.optimizer),
                 ("learning_rate", self.learning_rate), ("steps", self.steps), ("batch_size", self.batch_size),
                 ("loss", self.loss), ("dataset", self.dataset), ("normalization", self.normalization),
-                ("probe_size", self.probe_size), ("networks", self.networks), ("checkpoints", self.checkpoints)]
+                ("probe_size", self.probe_size), ("networks", self.networks), ("checkpoints", self.checkpoints),
+                ("NTK computed by", self.computed_by)]
 
     # ------------------------------------------------------------------ report
     @classmethod

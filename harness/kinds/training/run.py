@@ -76,9 +76,9 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
         input_dim=training.input_dim(), classes=training.num_classes(), data_path=training.data_path,
     )
     experiments = Experiments(dataset, training_config(training), training, resolution, options)
-    used = "structured (output trace)" + (f", {resolution.implementation.name} (full blocks)"
-                                          if training.full_blocks else "")
-    outcome = KindOutcome(implementation=used)
+    computed_by = "structured (output trace)" + (f", {resolution.implementation.name} (full blocks)"
+                                                 if training.full_blocks else "")
+    outcome = KindOutcome()
     network = sections.network
     base_shape = (network.depth_count, network.layer_widths[0]) if len(set(network.layer_widths)) == 1 else ()
     phase_sections = phase_networks(case)
@@ -100,7 +100,7 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
         checkpoints=list(experiments.config.checkpoints),
         experiments=[_series(r) for key, r in experiments.results.items() if key not in phase_keys],
         depth_trend=fits.get("depth_trend"), width_scaling=fits.get("width_scaling"), regime=sections.phases.regime,
-        phases=fits.get("phases"))
+        phases=fits.get("phases"), computed_by=computed_by)
     _own_network(result, experiments.results.get(experiments.key(phase_sections[0], *base_shape)),
                  training.confidence)
     outcome.result = result

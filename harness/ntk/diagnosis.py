@@ -49,13 +49,32 @@ def worst_entries(result: torch.Tensor, reference: torch.Tensor, count: int = 3)
     return "; ".join(parts)
 
 
-def parameter_groups(params: dict[str, torch.Tensor], num_layers: int | None) -> list[tuple[str, list[str]]]:
-    """Named subsets of parameters whose omission an implementation might commit: every bias,
-    every weight, each layer (``layers.{k}.*`` of the harness MLP, ``num_layers`` of them) or
-    each module of a user's model (names sharing a prefix), and each single tensor."""
+def _leaf(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _normalization_parameters(module, params) -> list[str]:
+    """The counted parameters that belong to normalization layers (BatchNorm, LayerNorm, GroupNorm, ...)."""
+    from torch import nn
+
+    kinds = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+    found = []
+    for prefix, sub in module.named_modules():
+        if isinstance(sub, kinds):
+            found += [f"{prefix}.{name}" if prefix else name for name, _ in sub.named_parameters(recurse=False)]
+    return [name for name in found if name in params]
+
+
+def parameter_groups(params: dict[str, torch.Tensor], num_layers: int | None,
+                     module=None) -> list[tuple[str, list[str]]]:
+    """Named subsets of parameters whose omission an implementation might commit, by the model's
+    own names: every bias (every name ending in ``bias``, ``in_proj_bias`` included), every weight;
+    for the harness MLP (``num_layers``) each layer ``layers.{k}.*``; for a user's model
+    (``module``) the normalization layers' parameters, each family of names that several modules
+    share (``every in_proj_bias``), each module (names sharing a prefix); and each single tensor."""
     groups: list[tuple[str, list[str]]] = []
-    biases = [n for n in params if n.endswith(".bias")]
-    weights = [n for n in params if n.endswith(".weight")]
+    biases = [n for n in params if _leaf(n).endswith("bias")]
+    weights = [n for n in params if _leaf(n).endswith("weight")]
     if biases:
         groups.append(("every bias", biases))
         groups.append(("every weight", weights))
@@ -67,6 +86,15 @@ def parameter_groups(params: dict[str, torch.Tensor], num_layers: int | None) ->
             if len(layer) > 1:
                 groups += [(name, [name]) for name in layer]
         return groups
+    if module is not None:
+        norms = _normalization_parameters(module, params)
+        if norms:
+            groups.append((f"the normalization layers' parameters ({', '.join(norms)})", norms))
+    families: dict[str, list[str]] = {}
+    for name in params:
+        families.setdefault(_leaf(name), []).append(name)
+    groups += [(f"every {leaf} ({', '.join(names)})", names) for leaf, names in families.items()
+               if len(names) > 1 and leaf not in ("weight", "bias")]
     modules: dict[str, list[str]] = {}
     for name in params:
         modules.setdefault(name.rsplit(".", 1)[0] if "." in name else name, []).append(name)
@@ -93,7 +121,7 @@ def diagnose(result, reference, *, f, params64, x1, x2, num_layers, rtol, earlie
     result = result.to(torch.float64)
     hints = []
     if torch.isfinite(result).all():
-        for label, names in parameter_groups(params64, num_layers):
+        for label, names in parameter_groups(params64, num_layers, getattr(f, "module", None)):
             candidate = reference - contribution(f, params64, names, x1, x2)
             if relative_error(result, candidate) <= explain_tol:
                 hints.append(f"it equals the reference without {label}: that parameter group is missing")
@@ -154,6 +182,31 @@ def check_fresh(result, reference, earlier_results, earlier_refs, rtol: float) -
         if relative_error(result, earlier) <= 10 * rtol and relative_error(reference, earlier) > 1e3 * rtol:
             return (f"K(x1, x2) equals the reference kernel of network {index}: the implementation used an "
                     "earlier network's parameters")
+    return None
+
+
+#: How torch says an operation has no rule for a transform: (pattern, what is missing).
+_UNSUPPORTED = (
+    (r"forward AD with (\S+?) that does not support it", "no forward-mode derivative (jvp)"),
+    (r"[Bb]atching rule not implemented for (\S+?)[.;:\s]", "no vmap (batching) rule"),
+    (r"derivative for (\S+?) is not implemented", "no derivative"),
+    (r"vmap: (.+?) is not (?:yet )?supported", "not supported under vmap"),
+)
+
+
+def unsupported_operation(exc: BaseException) -> str | None:
+    """What the exception says is missing, with the operation, when it says an operation has no
+    rule for a transform (forward AD, vmap, autograd): e.g. "no forward-mode derivative (jvp)
+    for aten::_native_multi_head_attention"; None for any other error (a bug)."""
+    import re
+
+    text = str(exc)
+    for pattern, missing in _UNSUPPORTED:
+        found = re.search(pattern, text)
+        if found:
+            return f"{missing} for {found.group(1)}"
+    if isinstance(exc, NotImplementedError):
+        return f"an operation is not implemented: {text.splitlines()[0] if text else type(exc).__name__}"
     return None
 
 
