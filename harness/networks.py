@@ -94,7 +94,8 @@ def network_seed(seed: int, index: int) -> int:
     independent streams, and so that a network's weights depend only on (seed, index):
     the same numbers whatever the chunking, the number of workers or devices.
     """
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    # a Python int before the shift: NumPy 1.x refuses uint64 >> int (no common integer type)
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 def _init_scale(architecture: Architecture, name: str, shape: tuple[int, ...]) -> float:
