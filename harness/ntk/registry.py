@@ -2,7 +2,8 @@
 
 Resolution order for a name ``spec``:
 
-1. a built-in name (``jacobian``, ...);
+1. a built-in name (``jacobian``, ...), or the name of an adapter of an optional library
+   (:data:`OPTIONAL`: ``nngeometry``, ``backpack``, ``curvlinops``, ``neural-tangents/...``);
 2. an entry point of the group ``ntk_harness.implementations`` with that name;
 3. an import path ``package.module:function`` or a file ``path/to/file.py:function``
    (:mod:`harness.imports`, the same resolver as model factories).
@@ -29,6 +30,45 @@ BUILTINS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class OptionalImplementation:
+    """A built-in adapter of a third-party library (:mod:`harness.ntk.adapters`): ``path`` is its
+    ``module:function``; ``extra`` the optional extra that installs the library; ``modules`` the
+    top-level modules that must be importable; ``install`` the command that installs it
+    without replacing the user's torch (docs/third-party.md)."""
+
+    path: str
+    extra: str
+    modules: tuple[str, ...]
+    install: str
+
+
+_TORCH_INSTALL = "pip install --no-deps -r constraints/thirdparty.txt"
+_JAX_INSTALL = ("the JAX stack of constraints/jax.txt in a virtual environment of its own (jax 0.4.23, "
+                "tensorflow-cpu, neural-tangents --no-deps; the commands are in docs/third-party.md)")
+
+#: Built-in adapters of optional libraries, resolved by name like :data:`BUILTINS` but never part
+#: of "every built-in in turn" (the agreement and search kinds iterate BUILTINS only): each is
+#: imported only when named, and names its missing extra when its library is absent.
+OPTIONAL: dict[str, OptionalImplementation] = {
+    "nngeometry": OptionalImplementation("harness.ntk.adapters.with_nngeometry:nngeometry_ntk", "nngeometry",
+                                         ("nngeometry",), _TORCH_INSTALL),
+    "backpack": OptionalImplementation("harness.ntk.adapters.with_backpack:backpack_ntk", "backpack",
+                                       ("backpack",), _TORCH_INSTALL),
+    "curvlinops": OptionalImplementation("harness.ntk.adapters.with_curvlinops:curvlinops_ntk", "curvlinops",
+                                         ("curvlinops",), _TORCH_INSTALL),
+    "neural-tangents/jacobian": OptionalImplementation(
+        "harness.ntk.adapters.with_neural_tangents:jacobian_contraction", "neural-tangents",
+        ("jax", "neural_tangents"), _JAX_INSTALL),
+    "neural-tangents/ntk-vector-products": OptionalImplementation(
+        "harness.ntk.adapters.with_neural_tangents:ntk_vector_products", "neural-tangents",
+        ("jax", "neural_tangents"), _JAX_INSTALL),
+    "neural-tangents/structured": OptionalImplementation(
+        "harness.ntk.adapters.with_neural_tangents:structured_derivatives", "neural-tangents",
+        ("jax", "neural_tangents"), _JAX_INSTALL),
+}
+
+
 class ImplementationError(ValueError):
     """An NTK implementation could not be loaded or misbehaved."""
 
@@ -47,19 +87,21 @@ class NTKImplementation:
     def supports(self, f) -> str | None:
         """None when the implementation says it can compute the NTK of network ``f``, else why
         not (an implementation states it with a ``supports(f) -> bool`` attribute and, optionally,
-        ``supports_reason``; without one it claims every network)."""
+        ``supports_reason``: a string, or a callable ``f -> str`` for a reason that names what in
+        ``f`` it cannot handle; without ``supports`` it claims every network)."""
         check = getattr(self.function, "supports", None)
         if check is None or check(f):
             return None
-        return getattr(self.function, "supports_reason", f"{self.name} does not support {type(f).__name__}")
+        reason = getattr(self.function, "supports_reason", f"{self.name} does not support {type(f).__name__}")
+        return reason(f) if callable(reason) else reason
 
     def __call__(self, f, params, x1, x2):
         return self.function(f, params, x1, x2)
 
 
 def implementation_names() -> list[str]:
-    """Built-in names and installed entry-point names."""
-    names = list(BUILTINS)
+    """Built-in names, the optional adapters' names and installed entry-point names."""
+    names = list(BUILTINS) + list(OPTIONAL)
     names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in names]
     return names
 
@@ -97,6 +139,31 @@ def _check_signature(function: Callable, label: str) -> None:
         ) from exc
 
 
+def _load_optional(spec: str) -> Callable:
+    """The adapter ``spec`` of :data:`OPTIONAL`; ImplementationError naming the extra and the install
+    command when one of its libraries is not installed."""
+    import importlib.util
+
+    adapter = OPTIONAL[spec]
+    missing = []
+    for module in adapter.modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        raise ImplementationError(
+            f"NTK implementation {spec!r} needs the optional extra {adapter.extra!r}: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; install with {adapter.install} "
+            f"(pip install 'ntk-harness[{adapter.extra}]' names the same libraries, see docs/third-party.md)")
+    try:
+        return _load_path(adapter.path, spec)
+    except ImplementationError as exc:
+        raise ImplementationError(f"NTK implementation {spec!r} (optional extra {adapter.extra!r}): {exc}") from exc
+
+
 def get_implementation(spec: str | Callable) -> NTKImplementation:
     """Resolve ``spec`` to an :class:`NTKImplementation` (see the module docstring)."""
     if callable(spec):
@@ -106,6 +173,8 @@ def get_implementation(spec: str | Callable) -> NTKImplementation:
         raise ImplementationError(f"NTK implementation must be a name or 'package.module:function'; got {spec!r}")
     if spec in BUILTINS:
         function = _load_path(BUILTINS[spec], spec)
+    elif spec in OPTIONAL:
+        function = _load_optional(spec)
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
         if matches:
@@ -119,5 +188,5 @@ def get_implementation(spec: str | Callable) -> NTKImplementation:
     return NTKImplementation(spec, function)
 
 
-__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ImplementationError", "NTKImplementation", "get_implementation",
-           "implementation_names"]
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "OPTIONAL", "ImplementationError", "NTKImplementation",
+           "OptionalImplementation", "get_implementation", "implementation_names"]
