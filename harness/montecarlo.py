@@ -181,6 +181,11 @@ class Differential:
     seconds: float
     #: what the worst network's disagreement looks like (:func:`harness.ntk.diagnosis.diagnose`), or ""
     diagnosis: str = ""
+    #: the tolerance (:mod:`harness.ntk.precision`: in float32 derived from the reference's own
+    #: float32 error on these networks) and its rule
+    rtol: float = 0.0
+    tolerance_rule: str = ""
+    reference_float32_error: float | None = None
 
 
 def differential_check(
@@ -195,20 +200,23 @@ def differential_check(
     draw_dtype: torch.dtype,
     device: torch.device | str,
     rechecked: int,
-    rtol: float = 0.0,
+    tf32: str = "reject",
     subset_seed: int = 0xD1FF,
 ) -> Differential:
     """Recompute a seeded subset of the Monte Carlo's own networks with ``reference``, entry by entry.
 
     The networks are the case's (same ``seed``, same indices, same draws: network i depends
     only on (seed, i)); for each, the implementation's whole kernel K(X, X) [N, N] (one call,
-    not vmapped) and the row the Monte Carlo recorded for it (``rows[i]``, from the batched,
+    not vmapped), its row call K(X[0:1], X) [1, N] (the paper's own call, x1 a view of x2's
+    first row) and the row the Monte Carlo recorded for it (``rows[i]``, from the batched,
     possibly vmapped call) are compared with the reference's K(X, X) computed in float64 on
     the same parameters upcast: relative error ``max|K - K_ref| / max|K_ref|``. The
     ``rechecked`` networks are a seeded random subset (the same for the same seed, so the
-    record is reproducible). When the worst network's error exceeds ``rtol``, its disagreement
-    is diagnosed as the agreement kind diagnoses one (a missing parameter group, a constant
-    factor: :func:`harness.ntk.diagnosis.diagnose`).
+    record is reproducible). The tolerance follows :mod:`harness.ntk.precision` (in float32:
+    from the reference's own float32 error on these networks; ``tf32``: ``--ntk-tf32``); the
+    reference runs at full precision. When the worst network's error exceeds it, its
+    disagreement is diagnosed as the agreement kind diagnoses one (a missing parameter group, a
+    constant factor: :func:`harness.ntk.diagnosis.diagnose`).
     """
     from harness.networks import MLP
 
@@ -220,23 +228,32 @@ def differential_check(
     order = order[:max(1, min(int(rechecked), rows.shape[0]))]
     x = torch.as_tensor(inputs, dtype=dtype, device=device)
     x64 = torch.as_tensor(inputs, dtype=torch.float64, device=device)
+    from harness.ntk.precision import full_precision, reference_float32_error, tolerance
+
     worst_error, worst, checked = 0.0, "", 0
     worst_case = None   # (own64, expected, params64) of the worst network, diagnosed at the end
+    float32_error = 0.0 if dtype == torch.float32 else None
     for index in order:
         params = unstack(init_parameters(architecture, seed, [int(index)], dtype=dtype, device=device,
                                          draw_dtype=draw_dtype), 0)
         params64 = {name: value.to(torch.float64) for name, value in params.items()}
         try:
             own = implementation(f, params, x, x)
+            row = implementation(f, params, x[0:1], x)   # the paper's call: x1 a view of x2's first row
         except Exception as exc:
             raise ImplementationError(
                 f"NTK implementation {implementation.name!r} raised {type(exc).__name__}: {exc}") from exc
-        expected = reference(f, params64, x64, x64)
+        with full_precision():   # the reference never runs in TF32
+            expected = reference(f, params64, x64, x64)
+        if float32_error is not None:
+            float32_error = max(float32_error, reference_float32_error(f, params64, [(x64, x64)]))
         own = _checked(own, implementation, (x.shape[0], x.shape[0]), dtype)
+        row = _checked(row, implementation, (1, x.shape[0]), dtype)
         own64 = own.detach().to("cpu", torch.float64)
         expected = expected.detach().to("cpu", torch.float64)
         scale = float(expected.abs().max())
         for what, got, want in (("K(X, X)", own64, expected),
+                                ("the row call K(X[0:1], X)", row.detach().to("cpu", torch.float64), expected[:1]),
                                 ("the Monte Carlo's row Theta(x0, X)", torch.as_tensor(rows[index]), expected[0])):
             if tuple(got.shape) != tuple(want.shape):
                 error = float("inf")
@@ -252,6 +269,8 @@ def differential_check(
                 worst_error, worst = error, where
                 worst_case = (own64, expected, params64)
         checked += 1
+    found = tolerance("float32" if dtype == torch.float32 else "float64", reference_error=float32_error, tf32=tf32)
+    rtol = found.rtol
     diagnosis = ""
     if worst_case is not None and worst_error > rtol:
         from harness.ntk.diagnosis import diagnose
@@ -260,4 +279,5 @@ def differential_check(
         diagnosis = diagnose(own64, expected, f=f, params64={k: v.cpu() for k, v in params64.items()},
                              x1=x64.cpu(), x2=x64.cpu(), num_layers=f.num_layers, rtol=rtol, earlier=[])
     return Differential(rechecked=checked, max_relative_error=worst_error, worst=worst,
-                        seconds=time.perf_counter() - start, diagnosis=diagnosis)
+                        seconds=time.perf_counter() - start, diagnosis=diagnosis, rtol=rtol,
+                        tolerance_rule=found.rule, reference_float32_error=float32_error)

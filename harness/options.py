@@ -86,6 +86,9 @@ RUN_OPTIONS = (
            default=DEFAULT_MEMORY_BUDGET_MIB, metavar="MIB"),
     Option("timeout", "time limit of one case in seconds; 0: none (default: the case's own `timeout` key, else "
                       f"{DEFAULT_TIMEOUT_SECONDS:g})", metavar="SECONDS"),
+    Option("tf32", "float32 agreement with TF32-level error (about 1e-4 relative: matmuls on 10 mantissa bits): "
+                   "reject (default; the float32 tolerance is derived from the reference's own float32 error, "
+                   "about 1e-6) or allow (tolerance 1e-3, said in the record)", default="reject", metavar="POLICY"),
     Option("resume", "reuse the record of every case an earlier run finished with the same case, options, "
                      "package versions and harness source (stored under the cache directory's records/), so an "
                      "interrupted sweep continues where it stopped", action="store_true", default=False),
@@ -136,6 +139,7 @@ class RunOptions:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_MIB * 2**20
     timeout_seconds: float | None = None   # None: the case's own ``timeout``, else DEFAULT_TIMEOUT_SECONDS
     resume: bool = False
+    tf32: str = "reject"   # --ntk-tf32: reject or allow float32 agreement at TF32-level error
     progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
 
 
@@ -179,6 +183,9 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     if raw_timeout is not None and (timeout is None or not 0 <= timeout <= MAX_TIMEOUT_SECONDS):
         raise OptionError(f"--ntk-timeout: expected a number of seconds from 0 to {MAX_TIMEOUT_SECONDS:g} "
                           f"(0: no limit), got {_shown(raw_timeout)}")
+    tf32 = get("ntk_tf32") or "reject"
+    if tf32 not in ("reject", "allow"):
+        raise OptionError(f"--ntk-tf32: expected reject or allow, got {_shown(tf32)}")
     dtype = get("ntk_dtype")
     if dtype is not None and dtype not in DTYPE_NAMES:
         raise OptionError(f"--ntk-dtype: expected {' or '.join(DTYPE_NAMES)}, got {_shown(dtype)}")
@@ -190,6 +197,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
         device=device, dtype=dtype, implementation_spec=get("ntk_implementation"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         memory_budget_bytes=int(budget * 2**20), timeout_seconds=timeout, resume=bool(get("ntk_resume")),
+        tf32=tf32,
     )
 
 

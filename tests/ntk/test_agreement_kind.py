@@ -182,3 +182,49 @@ def test_each_model_feature_bug_is_caught_on_its_model_only():
                 assert spec in message and phrase in message, message
             else:
                 assert outcome.checks_passed, f"{name} failed on {module}, not its model: {_messages(outcome)}"
+
+
+# ---------------------------------------------------------------- the float32 precision policy
+def _float32_case():
+    (case,) = [c for c in load_case_file(ROOT / "cases" / "agreement" / "builtin_architectures.toml")
+               if c.sections.agreement.dtype == "float32" and c.sections.network.output_dim == 1]
+    return case
+
+
+def test_float32_tolerance_comes_from_the_references_own_float32_error():
+    from harness.ntk.precision import FLOAT32_FLOOR, FLOAT32_MARGIN
+
+    outcome = KIND.run(_float32_case(), RunOptions(implementation_spec="ntk-vector-products", device="cpu"))
+    result = outcome.result
+    assert outcome.checks_passed, _messages(outcome)
+    assert 1e-8 < result.reference_float32_error < 1e-5        # float32 rounding, measured on these networks
+    assert result.rtol == max(FLOAT32_MARGIN * result.reference_float32_error, FLOAT32_FLOOR)
+    assert "8 x the reference's own float32 error" in result.tolerance_rule and result.reference_tf32 is False
+
+
+def test_a_tf32_contraction_is_rejected_by_a_margin_of_five_unless_allowed():
+    """A float32 implementation whose contraction runs on TF32 operands (10 mantissa bits) fails
+    the float32 case by at least 5x its tolerance; --ntk-tf32 allow accepts it, and says so."""
+    spec = "tests.ntk.broken:tf32_contraction"
+    rejected = KIND.run(_float32_case(), RunOptions(implementation_spec=spec, device="cpu"))
+    (check,) = [c for c in rejected.failed_checks if c.name == "agrees with jacobian"]
+    assert check.measured >= 5 * check.target, (check.measured, check.target)
+    allowed = KIND.run(_float32_case(), RunOptions(implementation_spec=spec, device="cpu", tf32="allow"))
+    assert allowed.checks_passed, _messages(allowed)
+    assert allowed.result.rtol == 1e-3 and "--ntk-tf32 allow" in allowed.result.tolerance_rule
+
+
+def test_the_reference_runs_without_tf32_whatever_the_session_says():
+    import torch
+
+    from harness.ntk.precision import full_precision
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with full_precision():
+            assert torch.get_float32_matmul_precision() == "highest"
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -21,7 +21,7 @@ from pathlib import Path
 SKIP = {"timing", "wall_seconds", "environment", "seconds", "training_seconds", "ntk_seconds",
         "implementation_seconds", "reference_seconds", "sessions"}
 RENAMES = {"networks@differential": "rechecked", "reference@differential": "reference_implementation",
-           "reference@check": "target", "implementation@record": "implementation_spec",
+           "reference@checks": "target", "implementation@record": "implementation_spec",
            "implementation@implementations": "implementation_spec"}
 
 
@@ -41,8 +41,8 @@ def _normalize(value, context: str = "record"):
         for key, item in value.items():
             if key in SKIP:
                 continue
-            out[RENAMES.get(f"{key}@{context}", key)] = _normalize(item, key if key in (
-                "differential", "implementations") else ("check" if context == "checks" else context))
+            out[RENAMES.get(f"{key}@{context}", key)] = _normalize(
+                item, key if key in ("differential", "implementations", "checks") else context)
         return out
     if isinstance(value, list):
         return [_normalize(item, context) for item in value]

@@ -13,6 +13,10 @@ single         K(x1[:1], x2): N1 = 1
 square         K(x1, x3): N1 = N2 with x1 != x3
 containing     K(x1, [x2; x1[:2]]): the second batch contains rows of the first
 duplicates     K([x1[0]; x1[0]; x1[1:]], x2): a batch with a duplicated row
+row            K(x2[0:1], x2): the paper's own call, one row against the set it comes
+               from (x1 is a view of x2's first row)
+blocks         K(x1, x1) assembled from the four blocks K(x1_a, x1_b) of an uneven split
+               of x1 (at row max(1, N1 // 3)): batched equals unbatched
 =============  ==============================================================
 
 (``zero_input = true`` makes the last row of x1 exactly zero, so that pre-activations are
@@ -51,18 +55,19 @@ implementation passes on any seed; the seeds only choose which networks are test
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from harness.cases.schema import FieldError
 from harness.cases.sections import NetworkSection, doc
-from harness.constants import AGREEMENT_RTOL, DTYPE_NAMES, MODEL_INPUTS
+from harness.constants import DTYPE_NAMES, MODEL_INPUTS
 from harness.kinds.agreement.result import AgreementResult
 from harness.kinds.base import Kind
 
 
 #: The call shapes an implementation is checked in (module docstring).
-CALL_SHAPES = ("cross", "self", "equal", "single", "square", "containing", "duplicates")
+CALL_SHAPES = ("cross", "self", "equal", "single", "square", "containing", "duplicates", "row", "blocks")
 
 #: scikit-learn's bundled digits (the inputs of a user's model may be drawn from them).
 DIGITS_IMAGES = 1797
@@ -74,7 +79,7 @@ class AgreementSection:
     """``[case.agreement]``: how many networks, which inputs and call shapes, which precision."""
 
     networks: int = field(default=3, metadata=doc("independently initialized networks checked in sequence", min=2))
-    inputs: int = field(default=5, metadata=doc("N1, the number of inputs x1", min=2))
+    inputs: int = field(default=5, metadata=doc("N1, the number of inputs x1 (1: no blocks call shape)", min=1))
     other_inputs: int = field(default=3, metadata=doc("N2, the number of inputs x2 (N2 != N1 exposes transposes)",
                                                       min=1))
     call_shapes: list[str] = field(default_factory=lambda: list(CALL_SHAPES),
@@ -84,19 +89,17 @@ class AgreementSection:
     dtype: str = field(default="float64", metadata=doc("dtype of parameters and inputs", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, ..."))
     rtol: float | None = field(
-        default=None, metadata=doc("relative tolerance (default 1e-10 in float64, 1e-4 in float32)", min_exclusive=0))
+        default=None, metadata=doc("relative tolerance in the case's own dtype (default: 1e-10 in float64; in float32 "
+                                   "max(8 x the reference's own float32 error on the case's networks, 1e-6))",
+                                   min_exclusive=0))
 
     def validate(self) -> None:
         if len(set(self.call_shapes)) != len(self.call_shapes):
             raise FieldError("agreement.call_shapes", f"expected each call shape once, got {self.call_shapes}")
 
-    def tolerance(self, dtype_name: str) -> float:
-        """The case's rtol, or the default of ``dtype_name``; never below the default of a
-        dtype that overrides the case's own (``--ntk-dtype float32`` on a float64 case)."""
-        rtol = self.rtol if self.rtol is not None else AGREEMENT_RTOL[dtype_name]
-        if dtype_name != self.dtype:
-            rtol = max(rtol, AGREEMENT_RTOL[dtype_name])
-        return rtol
+    def case_rtol(self, dtype_name: str) -> float | None:
+        """The case's own rtol when the case runs in its own dtype (not under --ntk-dtype of another)."""
+        return self.rtol if dtype_name == self.dtype else None
 
 
 @dataclass
@@ -189,6 +192,9 @@ class AgreementKind(Kind):
             parts.insert(2, f"s{network.sigma_w2:g}")
         if section.zero_input:
             parts.append("zero")
+        defaults = {f.name: f.default for f in dataclasses.fields(AgreementSection)}
+        if (section.inputs, section.other_inputs) != (defaults["inputs"], defaults["other_inputs"]):
+            parts.append(f"N{section.inputs}x{section.other_inputs}")
         return "-".join(parts)
 
 

@@ -67,6 +67,12 @@ class AgreementResult(KindResult):
     architecture: Architecture | None = None
     model: ModelDescription | None = None
     call_shapes: list[str] = field(default_factory=list)
+    #: how rtol was decided (harness.ntk.precision), and in float32 the reference's own float32
+    #: error on the case's networks that it was derived from
+    tolerance_rule: str = ""
+    reference_float32_error: float | None = None
+    #: the reference ran with TF32 off (harness.ntk.precision.full_precision): always
+    reference_tf32: bool = False
 
     @property
     def max_relative_error(self) -> float | None:

@@ -26,6 +26,7 @@ from harness.ntk.diagnosis import (check_fresh, check_psd, check_symmetric, diag
 from harness.kinds.base import KindOutcome, Resolution
 from harness.networks import MLP, init_parameters, network_seed, unstack
 from harness.ntk.jacobian import jacobian_ntk
+from harness.ntk.precision import Tolerance, full_precision, reference_float32_error, tolerance
 from harness.ntk.registry import BUILTINS, ImplementationError, NTKImplementation, get_implementation
 from harness.options import RunOptions
 from harness.kinds.agreement.result import AgreementResult, ImplementationAgreement, ModelDescription
@@ -38,15 +39,21 @@ CHECK_KEYS = ("shape", "dtype", "finite", "agreement", "symmetric", "psd", "fres
 
 @dataclass
 class CallShape:
-    """One way of calling the implementation: ``K(xa, xb)``; ``same`` when xb is xa."""
+    """One way of calling the implementation: ``K(xa, xb)``; ``same`` when xb is xa; ``split``:
+    the row at which the ``blocks`` shape splits ``xa`` (it computes four calls and assembles them)."""
 
     name: str
     xa: torch.Tensor
     xb: torch.Tensor
     same: bool = False
+    split: int | None = None
 
     def label(self) -> str:
-        return f"K(x1, x1)" if self.name == "self" else f"K[{self.name}]"
+        if self.name == "self":
+            return "K(x1, x1)"
+        if self.split is not None:
+            return f"K[blocks] (K(x1, x1) assembled from K(x1_a, x1_b), x1 split at row {self.split})"
+        return f"K[{self.name}]"
 
 
 @dataclass
@@ -90,11 +97,12 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
     sections: AgreementSections = case.sections
     section = sections.agreement
     device = resolution.torch_device
-    rtol = section.tolerance(resolution.dtype)
     if sections.model is not None:
         subject = model_subject(sections.model, section, device, Path(case.source).parent)
     else:
         subject = mlp_subject(sections.network, section, device)
+    tolerance = case_tolerance(subject, resolution.dtype, section.case_rtol(resolution.dtype), options.tf32)
+    rtol = tolerance.rtol
     outcome = KindOutcome()
     agreements = []
     for spec in resolution.implementation_specs:
@@ -111,10 +119,23 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
     outcome.result = AgreementResult(
         networks=section.networks, inputs=section.inputs, other_inputs=section.other_inputs, rtol=rtol,
         implementations=agreements, architecture=network.architecture() if network is not None else None,
-        model=subject.model, call_shapes=[s.name for s in subject.shapes])
+        model=subject.model, call_shapes=[s.name for s in subject.shapes], tolerance_rule=tolerance.rule,
+        reference_float32_error=tolerance.reference_float32_error)
     ntk = sum(a.implementation_seconds + a.reference_seconds for a in agreements)
     outcome.timing = Timing(total_seconds=time.perf_counter() - start, ntk_seconds=ntk)
     return outcome
+
+
+def case_tolerance(subject: "Subject", dtype_name: str, case_rtol: float | None, tf32: str) -> Tolerance:
+    """The case's tolerance (:mod:`harness.ntk.precision`); in float32 without a case rtol, from the
+    reference's own float32 error on every network and call shape of the subject."""
+    error = None
+    if dtype_name == "float32" and case_rtol is None:
+        error = max(reference_float32_error(
+            subject.functions[m], unstack(subject.stacked64, m),
+            [(s.xa, s.xa if s.same else s.xb) for s in subject.shapes if s.split is None])
+            for m in range(subject.networks))
+    return tolerance(dtype_name, case_rtol=case_rtol, reference_error=error, tf32=tf32)
 
 
 # ---------------------------------------------------------------------- subjects
@@ -135,8 +156,11 @@ def call_shapes(names: list[str], make_inputs, n1: int, n2: int, zero_input: boo
         "square": CallShape("square", x1, x3),
         "containing": CallShape("containing", x1, torch.cat([x2, x1[:2]])),
         "duplicates": CallShape("duplicates", torch.cat([x1[:1], x1[:1], x1[1:]]), x2),
+        "row": CallShape("row", x2[0:1], x2),
+        "blocks": CallShape("blocks", x1, x1, same=True, split=max(1, n1 // 3)),
     }
-    return [shapes[name] for name in names]
+    # a split needs two rows
+    return [shapes[name] for name in names if not (name == "blocks" and n1 < 2)]
 
 
 def mlp_subject(network, section: AgreementSection, device: torch.device) -> Subject:
@@ -269,9 +293,13 @@ def _call_every_shape(implementation, label: str, subject: Subject, m: int, shap
     for shape, xa, xb in shapes:
         given_a = xa.clone()
         given_b = given_a if shape.same else xb.clone()
+        if shape.name == "row":   # the paper's call: x1 a view of x2's first row
+            given_b = xb.clone()
+            given_a = given_b[0:1]
         start = time.perf_counter()
         try:
-            result = implementation(f, params, given_a, given_b)
+            result = (_assembled(implementation, f, params, given_a, shape.split) if shape.split is not None
+                      else implementation(f, params, given_a, given_b))
         except Exception as exc:  # the user's code: report, never crash the session
             checks.append(Check("runs", False, expected="a tensor",
                                 detail=f"{label} raised {type(exc).__name__}: {exc}{user_frame(exc)} "
@@ -292,6 +320,22 @@ def _call_every_shape(implementation, label: str, subject: Subject, m: int, shap
     return results
 
 
+def _assembled(implementation, f, params, x: torch.Tensor, split: int):
+    """K(x, x) from the four calls K(x_a, x_b) on the rows before and after ``split``; a block that
+    is not a tensor of the shape [N_a, N_b, ...] its call asks for is returned as it is, for the
+    shape and type checks to name."""
+    parts = (x[:split], x[split:])
+    blocks = [[implementation(f, params, a, b) for b in parts] for a in parts]
+    for a, row in zip(parts, blocks):
+        for b, block in zip(parts, row):
+            if not isinstance(block, torch.Tensor) or tuple(block.shape[:2]) != (a.shape[0], b.shape[0]):
+                return block
+    try:
+        return torch.cat([torch.cat(row, dim=1) for row in blocks], dim=0)
+    except RuntimeError:   # blocks of different output layouts: the first block shows the shape
+        return blocks[0][0]
+
+
 def _compare_with_reference(results: dict, subject: Subject, m: int, params64, dtype, device, rtol: float,
                             problems: Problems, earlier: Earlier) -> None:
     """Network m's kernels against the float64 reference: shape, dtype, finiteness, agreement,
@@ -300,7 +344,8 @@ def _compare_with_reference(results: dict, subject: Subject, m: int, params64, d
     for name, (shape, result) in results.items():
         xa64, xb64 = shape.xa, (shape.xa if shape.same else shape.xb)
         start = time.perf_counter()
-        reference = jacobian_ntk(f, params64, xa64, xb64)
+        with full_precision():   # the reference never runs in TF32
+            reference = jacobian_ntk(f, params64, xa64, xb64)
         problems.reference_seconds += time.perf_counter() - start
         block = (subject.num_outputs,) * 2 if subject.num_outputs > 1 else ()
         want = (xa64.shape[0], xb64.shape[0]) + block

@@ -79,6 +79,9 @@ class DifferentialResult(Record):
     rtol: float
     worst: str = ""
     seconds: float = 0.0
+    #: how rtol was decided (harness.ntk.precision); in float32 the reference's own float32 error
+    tolerance_rule: str = ""
+    reference_float32_error: float | None = None
 
 
 @dataclass

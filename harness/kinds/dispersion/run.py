@@ -19,7 +19,7 @@ from harness.devices import resolve_dtype
 from harness.inputs import make_inputs
 from harness.kinds.base import KindOutcome, Resolution
 from harness.kinds.dispersion import DispersionExpectation, DispersionSections
-from harness.constants import AGREEMENT_RTOL, REFERENCE_IMPLEMENTATION
+from harness.constants import REFERENCE_IMPLEMENTATION
 from harness.montecarlo import MemoryBudgetError, NTKSamples, differential_check, sample_ntk
 from harness.networks import MLP
 from harness.ntk.registry import ImplementationError, get_implementation
@@ -81,7 +81,8 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
     reference_seconds = time.perf_counter() - reference_start
     differential_seconds = 0.0
     if implementation.name != REFERENCE_IMPLEMENTATION:
-        check, result.differential = _differential_check(architecture, x, samples, sections.sampling, resolution)
+        check, result.differential = _differential_check(architecture, x, samples, sections.sampling, resolution,
+                                                         options)
         outcome.checks.append(check)
         differential_seconds = result.differential.seconds
     outcome.result = result
@@ -159,30 +160,34 @@ def _theory_checks(sections: DispersionSections, result: DispersionResult, x: np
     return checks
 
 
-def _differential_check(architecture, x, samples: NTKSamples, sampling, resolution: Resolution
-                        ) -> tuple[Check, DifferentialResult]:
+def _differential_check(architecture, x, samples: NTKSamples, sampling, resolution: Resolution,
+                        options: RunOptions) -> tuple[Check, DifferentialResult]:
     """The case's own networks, a seeded subset, recomputed with the reference entry by entry
     (:func:`harness.montecarlo.differential_check`): exact checking at the case's depth, width,
     inputs and call shape, whatever the statistics say."""
-    rtol = AGREEMENT_RTOL[resolution.dtype]
+    from harness.ntk.precision import FLOAT32_FLOOR, FLOAT64_RTOL
+
     implementation = resolution.implementation
     rechecked = sampling.rechecked or min(DIFFERENTIAL_MAX, max(DIFFERENTIAL_MIN, math.ceil(
         DIFFERENTIAL_FRACTION * sampling.networks)))
     name = f"agrees with {REFERENCE_IMPLEMENTATION} on {rechecked} of its networks (differential)"
+    rtol = FLOAT64_RTOL if resolution.dtype == "float64" else FLOAT32_FLOOR   # until the networks say more
     try:
         found = differential_check(
             architecture, x, samples.row, seed=resolution.seed, implementation=implementation,
             reference=get_implementation(REFERENCE_IMPLEMENTATION), dtype=resolution.torch_dtype,
             draw_dtype=resolve_dtype(sampling.draw_dtype), device=resolution.torch_device, rechecked=rechecked,
-            rtol=rtol)
+            tf32=options.tf32)
     except ImplementationError as exc:   # the statistics above stay; this check says what went wrong
         return (Check(name, False, expected=f"max|K - K_ref| / max|K_ref| <= {rtol:g} over every entry of K(X, X)",
                       detail=str(exc)),
                 DifferentialResult(reference_implementation=REFERENCE_IMPLEMENTATION, rechecked=0,
                                    max_relative_error=float("nan"), rtol=rtol, worst=str(exc)))
+    rtol = found.rtol
     result = DifferentialResult(reference_implementation=REFERENCE_IMPLEMENTATION, rechecked=found.rechecked,
                                 max_relative_error=found.max_relative_error, rtol=rtol, worst=found.worst,
-                                seconds=found.seconds)
+                                seconds=found.seconds, tolerance_rule=found.tolerance_rule,
+                                reference_float32_error=found.reference_float32_error)
     passed = found.max_relative_error <= rtol
     check = Check(
         f"agrees with {REFERENCE_IMPLEMENTATION} on {found.rechecked} of its networks (differential)", passed,

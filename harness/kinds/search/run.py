@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.kinds.agreement import CALL_SHAPES, AgreementSection
-from harness.kinds.agreement.run import check_implementation, mlp_subject
+from harness.kinds.agreement.run import case_tolerance, check_implementation, mlp_subject
 from harness.kinds.base import KindOutcome, Resolution
 from harness.kinds.search import SearchSection
 from harness.options import RunOptions
@@ -131,7 +131,7 @@ def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:
             nonlocal tried
             tried += 1
             subject = mlp_subject(example.network_section(), example.agreement_section(dtype_name), device)
-            rtol = example.agreement_section(dtype_name).tolerance(dtype_name)
+            rtol = case_tolerance(subject, dtype_name, None, options.tf32).rtol
             checks, agreement = check_implementation(spec, subject, dtype, device, rtol)
             if agreement.skipped is not None:
                 return False
