@@ -115,29 +115,288 @@ def contribution(f: Callable, params: dict[str, torch.Tensor], names: list[str],
     return jacobian_ntk(restricted, {n: params[n] for n in names}, x1, x2)
 
 
+#: float32's and float64's unit roundoff (2^-24, 2^-53)
+FLOAT32_EPS = 2.0 ** -24
+FLOAT64_EPS = 2.0 ** -53
+#: a residual "at the level of a dtype's rounding": this many units roundoff, relative to max|K_ref|
+#: (the contraction sums N P products; 1000 eps is what a float64 kernel of the harness's sizes reaches)
+ROUNDING_UNITS = 1000.0
+#: the band of relative errors read as "float32 rounding in a float64 case"
+FLOAT32_BAND = (1e-9, 1e-4)
+
+
+def _case_eps(rtol: float) -> float:
+    """The unit roundoff of the dtype a case runs in, from its tolerance: float64 cases check at
+    rtol < 1e-7 (1e-10 by default), float32 cases at 1e-4 or more."""
+    return FLOAT64_EPS if rtol < 1e-7 else FLOAT32_EPS
+
+
+def _hint_group(f, result, reference, params64, groups, contributions, explain_tol, missing: bool) -> str | None:
+    """A parameter group whose contribution alone explains the difference: missing (``without``,
+    when ``missing``) or else counted c times, c != 0: ``result = reference + (c - 1) K_G`` with
+    ``K_G`` the group's contribution (c by least squares)."""
+    difference = result - reference
+    for label, names in groups:
+        own = contributions(names)
+        norm = (own * own).sum()
+        if norm <= 0:
+            continue
+        excess = ((difference * own).sum() / norm).item()   # c - 1, least squares
+        if relative_error(result, reference + excess * own) > explain_tol:
+            continue
+        factor = 1.0 + excess
+        if (abs(factor) <= 10 * explain_tol) != missing or abs(excess) <= 10 * explain_tol:
+            continue
+        if missing:
+            return f"it equals the reference without {label}: that parameter group is missing"
+        return (f"the error is confined to {label}: it equals the reference with that group's contribution "
+                f"times {factor:.10g}")
+    return None
+
+
+def _differentiable_norms(module):
+    """A copy of ``module`` whose eval-mode BatchNorm layers are written out, so that their running
+    statistics (buffers) can be differentiated (torch's batch_norm refuses it)."""
+    import copy
+
+    from torch import nn
+
+    class Written(nn.Module):
+        def __init__(self, norm):
+            super().__init__()
+            self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
+            self.register_buffer("running_mean", norm.running_mean)
+            self.register_buffer("running_var", norm.running_var)
+            self.register_buffer("num_batches_tracked", norm.num_batches_tracked)
+
+        def forward(self, x):
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            y = (x - self.running_mean.reshape(shape)) / torch.sqrt(self.running_var.reshape(shape) + self.eps)
+            return y * self.weight.reshape(shape) + self.bias.reshape(shape) if self.weight is not None else y
+
+    copied = copy.deepcopy(module)
+    for _, parent in list(copied.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and child.running_mean is not None:
+                setattr(parent, child_name, Written(child))
+    return copied
+
+
+def _hint_counted_fixed(f, result, reference, params64, x1, x2, explain_tol) -> str | None:
+    """A kernel that also differentiates what the model holds fixed: its frozen parameters
+    (``requires_grad = False``) or its floating-point buffers (BatchNorm's running statistics)."""
+    from harness.models import ModelFunction
+    from torch.func import functional_call
+
+    if not isinstance(f, ModelFunction):
+        return None
+    fixed = f.fixed_tensors(x1.dtype, x1.device)
+    frozen = [n for n in f.frozen_parameter_names if n in fixed]
+    buffers = [n for n in f.buffer_names if n in fixed and fixed[n].is_floating_point()]
+    found = []
+    if frozen:
+        extra = contribution(f, {**params64, **{n: fixed[n] for n in frozen}}, frozen, x1, x2)
+        if relative_error(result, reference + extra) <= explain_tol:
+            return (f"it equals the reference plus the contribution of the frozen parameters ({', '.join(frozen)}): "
+                    "the implementation counts parameters with requires_grad = False")
+        found.append((frozen, extra))
+    if buffers:
+        module = _differentiable_norms(f.module)
+
+        def g(p, x):
+            return functional_call(module, {**fixed, **params64, **p}, (x,)).reshape(x.shape[0], -1)
+
+        try:
+            extra = jacobian_ntk(g, {n: fixed[n] for n in buffers}, x1, x2)
+        except RuntimeError:   # a buffer this rewrite cannot make differentiable: no hint
+            return None
+        if relative_error(result, reference + extra) <= explain_tol:
+            return (f"it equals the reference plus the contribution of the buffers ({', '.join(buffers)}): the "
+                    "implementation differentiates buffers, which the model holds fixed")
+        if found and relative_error(result, reference + extra + found[0][1]) <= explain_tol:
+            return (f"it equals the reference plus the contributions of the frozen parameters and of the buffers "
+                    f"({', '.join(frozen + buffers)}): the implementation differentiates everything the model holds fixed")
+    return None
+
+
+def _hint_untied(f, result, reference, params64, x1, x2, explain_tol) -> str | None:
+    """A kernel that treats each name of a tied parameter as a parameter of its own."""
+    from harness.models import ModelFunction
+    from torch.func import functional_call
+
+    if not isinstance(f, ModelFunction) or not f.tied:
+        return None
+    fixed = f.fixed_tensors(x1.dtype, x1.device)
+    groups = [group for group in f.tied if group[0] in params64]
+    if not groups:
+        return None
+    untied = dict(params64)
+    for group in groups:
+        for alias in group[1:]:
+            untied[alias] = params64[group[0]].clone()
+
+    def g(p, x):
+        return functional_call(f.module, {**fixed, **p}, (x,), tie_weights=False).reshape(x.shape[0], -1)
+
+    if relative_error(result, jacobian_ntk(g, untied, x1, x2)) > explain_tol:
+        return None
+    ties = "; ".join(" = ".join(group) for group in groups)
+    return (f"it equals the reference with the tied parameters ({ties}) differentiated as separate parameters, "
+            "each use on its own: the tie is lost (one tensor under several names is ONE parameter)")
+
+
+def _kink_inputs(f, params64, x) -> torch.Tensor | None:
+    """[N] bool: the inputs at which some hidden pre-activation of the harness MLP is exactly 0
+    (a zero input of a network without biases, dead units); None when not a ReLU MLP."""
+    from harness.networks import MLP
+
+    if not isinstance(f, MLP) or f.architecture.activation != "relu":
+        return None
+    hits = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    h = x
+    for i in range(f.num_layers - 1):
+        pre = f.preactivation(params64, i, h)
+        hits |= (pre == 0).any(dim=1)
+        h = torch.relu(pre)
+    return hits
+
+
+def _relu_with(value: float):
+    """relu whose derivative at exactly 0 is ``value`` (torch's is 0); composes with torch.func."""
+
+    def phi(h):
+        at_zero = (h == 0).to(h.dtype)
+        return torch.relu(h) + value * at_zero * (h - h.detach())
+
+    return phi
+
+
+def _hint_kink(f, result, reference, params64, x1, x2, rtol, explain_tol) -> str | None:
+    """A difference confined to the entries of inputs whose pre-activations are exactly 0: the
+    derivative convention at relu's kink; which value (1/2 or 1) reproduces the result."""
+    import copy
+
+    kinks1 = _kink_inputs(f, params64, x1)
+    if kinks1 is None:
+        return None
+    kinks2 = kinks1 if x2 is x1 else _kink_inputs(f, params64, x2)
+    if not (kinks1.any() or kinks2.any()):
+        return None
+    touched = kinks1[:, None] | kinks2[None, :]
+    while touched.dim() < result.dim():
+        touched = touched[..., None]
+    scale = reference.abs().max().item() or 1.0
+    difference = (result - reference).abs()
+    outside = torch.where(touched, torch.zeros_like(difference), difference).max().item() / scale
+    inside = torch.where(touched, difference, torch.zeros_like(difference)).max().item() / scale
+    if outside > explain_tol or inside <= rtol:
+        return None
+    where = [f"x1[{i}]" for i in kinks1.nonzero().flatten().tolist()[:3]]
+    if x2 is not x1:
+        where += [f"x2[{i}]" for i in kinks2.nonzero().flatten().tolist()[:3]]
+    seen = "no value of 1/2 or 1 reproduces it"
+    for value, text in ((1.0, "1"), (0.5, "1/2")):
+        other = copy.copy(f)
+        other._phi = _relu_with(value)
+        if relative_error(result, jacobian_ntk(other, params64, x1, x2)) <= explain_tol:
+            seen = f"it equals the reference with relu'(0) = {text}"
+            break
+    return (f"the disagreement is confined to the entries of inputs whose pre-activations are exactly zero "
+            f"({', '.join(where)}: a zero input or dead units): the derivative convention at relu's kink; {seen} "
+            "(the reference, as torch's autograd, uses relu'(0) = 0)")
+
+
+def _round32(value: torch.Tensor) -> torch.Tensor:
+    return value.to(torch.float32).to(torch.float64)
+
+
+def _hint_float32(f, result, reference, params64, x1, x2, rtol, groups, contributions) -> str | None:
+    """A float64 case that disagrees at the level of float32 rounding; on which parameters: a tensor
+    whose rounding to float32 reproduces the kernel (a float32 copy of it), or a group whose
+    contribution computed in float32 reproduces it; else somewhere not localized to one group."""
+    error = relative_error(result, reference)
+    if _case_eps(rtol) != FLOAT64_EPS or not FLOAT32_BAND[0] < error <= FLOAT32_BAND[1]:
+        return None
+    text = (f"it disagrees at the level of float32 rounding (relative error {error:.2g}; float32 rounds to "
+            f"{FLOAT32_EPS:.2g}, float64 to {FLOAT64_EPS:.2g}): the implementation seems to compute in float32 "
+            "somewhere")
+    exact = ROUNDING_UNITS * FLOAT64_EPS
+    for name in params64:
+        if relative_error(result, jacobian_ntk(f, {**params64, name: _round32(params64[name])}, x1, x2)) <= exact:
+            return text + f", on {name}: rounding it alone to float32 reproduces the kernel to float64 rounding"
+    if relative_error(result, jacobian_ntk(f, params64, _round32(x1), x1 if x2 is x1 else _round32(x2))) <= exact:
+        return text + ", on the inputs: rounding x1 and x2 to float32 reproduces the kernel to float64 rounding"
+    params32 = {n: v.to(torch.float32) for n, v in params64.items()}
+    for label, names in groups:
+        own32 = contribution(f, params32, names, x1.to(torch.float32), x2.to(torch.float32)).to(torch.float64)
+        if relative_error(result, reference - contributions(names) + own32) <= exact:
+            return text + f", on {label}: its contribution computed in float32 reproduces the kernel"
+    return text + ("; no single parameter tensor, the inputs or one parameter group reproduces it (every group, "
+                   "or the forward and backward passes they share, may be in float32)")
+
+
+def _hint_factor(result, reference, rtol) -> str | None:
+    """``It equals the reference times c`` when removing the factor leaves only the dtype's rounding."""
+    denominator = (reference * reference).sum()
+    if denominator <= 0:
+        return None
+    factor = ((result * reference).sum() / denominator).item()
+    rounding = ROUNDING_UNITS * _case_eps(rtol)
+    if abs(factor - 1) > rtol and relative_error(result, factor * reference) <= rounding:
+        return f"it equals the reference times {factor:.12g}"
+    return None
+
+
 def diagnose(result, reference, *, f, params64, x1, x2, num_layers, rtol, earlier) -> str:
-    """Say what the difference between ``result`` and ``reference`` looks like."""
+    """Say what the difference between ``result`` and ``reference`` looks like, one sentence per cause.
+
+    ``result`` and ``reference`` are [N1, N2] or [N1, N2, O, O] (``result`` is compared in float64);
+    ``f``, ``params64`` (float64), ``x1``, ``x2`` the network and call; ``rtol`` the case's tolerance
+    (below 1e-7: a float64 case). A hint "explains" the result when the residual
+    ``max|K - K_candidate| / max|K_ref|`` is at most ``max(10 rtol, 1e-12)``. In order:
+
+    - a parameter group missing (``without every bias``);
+    - a model's frozen parameters or buffers counted (``plus the contribution of ...``);
+    - tied parameters untied;
+    - the disagreement confined to inputs with pre-activations exactly 0 (relu's kink), with the
+      value of relu'(0) that reproduces it (1 or 1/2);
+    - a constant factor, only when the residual after it is at the dtype's rounding
+      (``ROUNDING_UNITS`` units roundoff);
+    - one parameter group counted c times (``the error is confined to ...``);
+    - a float64 case off by float32 rounding (relative error in (1e-9, 1e-4]), with the parameter or
+      group that reproduces it when one does;
+    - the output indices swapped; an earlier network's kernel (stale parameters).
+    """
     explain_tol = max(10 * rtol, 1e-12)
     result = result.to(torch.float64)
+    if not torch.isfinite(result).all() or relative_error(result, reference) <= explain_tol:
+        return ""
+    groups = parameter_groups(params64, num_layers, getattr(f, "module", None))
+    cache: dict[tuple[str, ...], torch.Tensor] = {}
+
+    def contributions(names):
+        key = tuple(names)
+        if key not in cache:
+            cache[key] = contribution(f, params64, list(names), x1, x2)
+        return cache[key]
+
     hints = []
-    if torch.isfinite(result).all():
-        for label, names in parameter_groups(params64, num_layers, getattr(f, "module", None)):
-            candidate = reference - contribution(f, params64, names, x1, x2)
-            if relative_error(result, candidate) <= explain_tol:
-                hints.append(f"it equals the reference without {label}: that parameter group is missing")
-                break
-        denominator = (reference * reference).sum()
-        if not hints and denominator > 0:
-            factor = ((result * reference).sum() / denominator).item()
-            if abs(factor - 1) > rtol and relative_error(result, factor * reference) <= explain_tol:
-                hints.append(f"it equals the reference times {factor:.12g}")
-        if not hints and result.dim() == 4:
-            if relative_error(result.transpose(-1, -2), reference) <= explain_tol:
-                hints.append("it equals the reference with the two output indices swapped")
-        for index, earlier_reference in earlier:
-            if relative_error(result, earlier_reference) <= explain_tol:
-                hints.append(f"it equals the kernel of network {index}, an earlier network: stale parameters")
-                break
+    hint = (_hint_group(f, result, reference, params64, groups, contributions, explain_tol, missing=True)
+            or _hint_counted_fixed(f, result, reference, params64, x1, x2, explain_tol)
+            or _hint_untied(f, result, reference, params64, x1, x2, explain_tol)
+            or _hint_kink(f, result, reference, params64, x1, x2, rtol, explain_tol)
+            or _hint_factor(result, reference, rtol)
+            or _hint_group(f, result, reference, params64, groups, contributions, explain_tol, missing=False)
+            or _hint_float32(f, result, reference, params64, x1, x2, rtol, groups, contributions))
+    if hint:
+        hints.append(hint)
+    if not hints and result.dim() == 4:
+        if relative_error(result.transpose(-1, -2), reference) <= explain_tol:
+            hints.append("it equals the reference with the two output indices swapped")
+    for index, earlier_reference in earlier:
+        if relative_error(result, earlier_reference) <= explain_tol:
+            hints.append(f"it equals the kernel of network {index}, an earlier network: stale parameters")
+            break
     return " ".join(h[0].upper() + h[1:] + "." for h in hints)
 
 

@@ -375,3 +375,62 @@ BROKEN.update({
     "ignores_storage_offset": "K[blocks]",
     "tf32_contraction": "relative error",
 })
+
+
+# ---------------------------------------------------------------------------------------
+# Bugs whose diagnosis names the cause (harness.ntk.diagnosis.diagnose): DIAGNOSED maps each
+# to the phrase the diagnosis must contain, and no other broken implementation's diagnosis may
+# contain it (tests/ntk/test_agreement_kind.py).
+# ---------------------------------------------------------------------------------------
+def _relu_derivative_at_zero(value: float):
+    def phi(h):
+        return torch.relu(h) + value * (h == 0).to(h.dtype) * (h - h.detach())
+
+    return phi
+
+
+def relu_half_at_zero(f, params, x1, x2):
+    """The reference on a copy of the MLP whose relu has derivative 1/2 at exactly 0 (as JAX's
+    ``jnp.maximum(x, 0)``): right wherever no pre-activation is exactly 0."""
+    import copy
+
+    from harness.networks import MLP
+
+    if not isinstance(f, MLP) or f.architecture.activation != "relu":
+        return jacobian_ntk(f, params, x1, x2)
+    other = copy.copy(f)
+    other._phi = _relu_derivative_at_zero(0.5)
+    return jacobian_ntk(other, params, x1, x2)
+
+
+def float32_readout_weight(f, params, x1, x2):
+    """Keeps a float32 copy of the readout weight (as a cached cast would) and computes the rest in
+    the inputs' dtype: in float64 it is off by float32 rounding of that one tensor."""
+    last = _last_layer(params)
+    name = f"layers.{last}.weight"
+    rounded = {**params, name: params[name].to(torch.float32).to(params[name].dtype)}
+    return jacobian_ntk(f, rounded, x1, x2)
+
+
+def counts_readout_twice(f, params, x1, x2):
+    """Adds the readout layer's contribution a second time (a parameter list that holds it twice)."""
+    last = _last_layer(params)
+    return jacobian_ntk(f, params, x1, x2) + _restricted(f, params, x1, x2, lambda n: n.startswith(f"layers.{last}."))
+
+
+BROKEN.update({
+    "relu_half_at_zero": "relative error",
+    "float32_readout_weight": "relative error",
+    "counts_readout_twice": "relative error",
+})
+
+#: name -> the phrase its diagnosis must contain (and no other broken implementation's)
+DIAGNOSED: dict[str, str] = {
+    "relu_half_at_zero": "relu'(0) = 1/2 (the reference",
+    "wrong_derivative_at_zero": "relu'(0) = 1 (the reference",
+    "low_precision": "seems to compute in float32 somewhere; no single parameter tensor",
+    "float32_readout_weight": "weight: rounding it alone to float32 reproduces the kernel",
+    "counts_readout_twice": "confined to the readout layer",
+    "scaled": "times 1.000001",
+    "drops_biases": "without every bias",
+}

@@ -189,3 +189,11 @@ def drops_in_proj_bias(f, params, x1, x2):
 
 
 BROKEN_ON_MODELS["drops_in_proj_bias"] = ("transformer", "without attention.in_proj_bias")
+
+#: name -> the phrase the diagnosis of its failure must contain, by the model's own parameter names
+DIAGNOSED_ON_MODELS: dict[str, str] = {
+    "counts_frozen_parameters": "plus the contribution of the frozen parameters (features.0.weight, features.0.bias)",
+    "differentiates_buffers": "plus the contribution of the buffers (norm.running_mean, norm.running_var)",
+    "unties_shared_weights": "the tie is lost",
+    "drops_in_proj_bias": "without attention.in_proj_bias",
+}

@@ -228,3 +228,90 @@ def test_the_reference_runs_without_tf32_whatever_the_session_says():
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+# ---------------------------------------------------------------------------------------
+# Diagnoses that name the cause (harness.ntk.diagnosis.diagnose), each for its own reason only.
+# ---------------------------------------------------------------------------------------
+def _diagnoses_on_a_small_mlp(name: str) -> list[str]:
+    """The diagnosis of broken implementation ``name`` in a float64 check (rtol 1e-10) on a ReLU MLP
+    without bias variance (so that the zero input x1[-1] has every pre-activation exactly 0), for
+    K(x1, x2) and K(x1, x1)."""
+    import torch
+
+    import tests.ntk.broken as broken
+    from harness.networks import MLP, Architecture, init_parameters, unstack
+    from harness.ntk.diagnosis import diagnose, relative_error
+    from harness.ntk.jacobian import jacobian_ntk
+
+    architecture = Architecture(widths=(4, 6, 6), sigma_w2=2.0, sigma_b2=0.0, output_dim=2)
+    f = MLP(architecture)
+    params = unstack(init_parameters(architecture, 3, [0], dtype=torch.float64, draw_dtype=torch.float64), 0)
+    generator = torch.Generator().manual_seed(0)
+    x1 = torch.randn(4, 4, generator=generator, dtype=torch.float64) / 2
+    x1[-1] = 0.0
+    x2 = torch.randn(3, 4, generator=generator, dtype=torch.float64) / 2
+    texts = []
+    for a, b in ((x1, x2), (x1, x1)):
+        result = getattr(broken, name)(f, {k: v.clone() for k, v in params.items()}, a, b).to(torch.float64)
+        reference = jacobian_ntk(f, params, a, b)
+        if relative_error(result, reference) > 1e-10:   # the agreement kind diagnoses failures only
+            texts.append(diagnose(result, reference, f=f, params64=params, x1=a, x2=b, num_layers=f.num_layers,
+                                  rtol=1e-10, earlier=[]))
+    return texts
+
+
+def _diagnosed_names() -> list[str]:
+    from tests.ntk.broken import DIAGNOSED
+
+    return sorted(DIAGNOSED)
+
+
+_OTHERS = ["drops_readout", "drops_hidden_layer", "drops_first_weight", "swapped_outputs", "diagonal_outputs",
+           "wrong_off_diagonal", "output_sum", "unsymmetric", "not_psd"]
+
+
+@pytest.mark.parametrize("name", _diagnosed_names())
+def test_each_diagnosis_names_its_cause_and_only_for_its_implementation(name):
+    from tests.ntk.broken import DIAGNOSED
+
+    texts = _diagnoses_on_a_small_mlp(name)
+    assert texts and all(DIAGNOSED[name] in t for t in texts), f"{name}: expected {DIAGNOSED[name]!r} in {texts}"
+    for other in [n for n in _diagnosed_names() if n != name] + _OTHERS:
+        for text in _diagnoses_on_a_small_mlp(other):
+            assert DIAGNOSED[name] not in text, f"{other} got {name}'s diagnosis: {text}"
+
+
+def test_float32_rounding_is_no_longer_a_factor():
+    """A float64 check off by float32 rounding is said to be that, never 'times 1.0000000002'."""
+    for text in _diagnoses_on_a_small_mlp("low_precision"):
+        assert "times" not in text and "float32" in text
+
+
+def test_the_kink_diagnosis_reaches_the_agreement_kind():
+    """relu_half_at_zero on a float64 quick agreement case with a zero input: the failure says
+    relu'(0) = 1/2, in the agreement kind's own message."""
+    from tests.ntk.broken import DIAGNOSED
+
+    spec = "tests.ntk.broken:relu_half_at_zero"
+    cases = [c for c in QUICK if c.sections.agreement.zero_input and c.sections.network.architecture().activation == "relu"
+             and c.sections.agreement.dtype == "float64"]
+    assert cases, "no float64 ReLU quick case with a zero input"
+    outcome = KIND.run(cases[0], RunOptions(implementation_spec=spec, device="cpu"))
+    message = _messages(outcome)
+    assert not outcome.checks_passed and DIAGNOSED["relu_half_at_zero"] in message, message
+
+
+def test_each_model_feature_bug_is_diagnosed_by_the_models_own_names():
+    from tests.ntk.broken_models import BROKEN_ON_MODELS, DIAGNOSED_ON_MODELS
+
+    model_of = {case.sections.model.factory.split(":")[0]: case for case in MODEL_CASES}
+    for name, phrase in DIAGNOSED_ON_MODELS.items():
+        model, _ = BROKEN_ON_MODELS[name]
+        outcome = KIND.run(model_of[model], RunOptions(implementation_spec=f"tests.ntk.broken_models:{name}",
+                                                       device="cpu"))
+        message = _messages(outcome)
+        assert phrase in message, f"{name} on {model}: expected {phrase!r} in {message}"
+        for other, other_phrase in DIAGNOSED_ON_MODELS.items():
+            if other != name:
+                assert other_phrase not in message, f"{name} got {other}'s diagnosis: {message}"
