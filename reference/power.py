@@ -354,6 +354,67 @@ def minimum_detectable_scale(law, networks: int, intervals=None, *, power: float
                            acceptance=accepted)
 
 
+def two_sample_detectable_scale(exact: np.ndarray, networks: int, alpha: float, *, power: float = 0.9,
+                                entries: int | None = None) -> tuple[float, float]:
+    """The factors c < 1 and c > 1 at which the permutation test of the MEAN (over the entries jointly,
+    :func:`reference.two_sample.permutation_test`) catches ``Theta -> c Theta`` with probability
+    ``power``, for S = ``networks`` measured rows against the ``exact`` rows [R, m] it is run with.
+
+    The normal approximation of the test: for entry j with exact mean mu_j and standard deviation
+    sigma_j (from ``exact``), a measured sample scaled by c has a mean difference
+    ``d_j ~ N((c - 1) mu_j, sigma_j^2 (c^2 / S + 1 / R))`` and the permutation standard deviation of
+    ``d_j`` under the null is ``sigma_j sqrt(1 / S + 1 / R)``. The joint test rejects when
+    ``max_j |d_j| / sd_j`` exceeds its threshold, which is at most the Bonferroni threshold
+    ``t = z_{1 - alpha / (2 m)}`` over the m entries (``entries``, default the columns of
+    ``exact``); so its power is at least that of the most sensitive entry's test at ``t``::
+
+        power_j(c) = Phi((|a| - tau) / b) + Phi((-|a| - tau) / b),
+        a = (c - 1) mu_j,  b = sigma_j sqrt(c^2 / S + 1 / R),  tau = t sigma_j sqrt(1 / S + 1 / R)
+
+    and the returned factors (bisection on each side, to 1e-6) are where the best entry reaches
+    ``power``: a scale error at least this far from 1 is caught with probability >= ``power``
+    up to the normal approximation (tests/reference/test_reference_power.py checks it against the
+    real permutation test by simulation). ``(0, inf)`` when no entry has a non-zero mean.
+    """
+    from scipy import stats as _scipy_stats
+
+    exact = np.asarray(exact, dtype=float)
+    if exact.ndim == 1:
+        exact = exact[:, None]
+    networks = integer_at_least("networks", networks, 2)
+    alpha = probability_open("alpha", alpha)
+    m = exact.shape[1] if entries is None else integer_at_least("entries", entries, 1)
+    rows = exact.shape[0]
+    t = float(_scipy_stats.norm.isf(alpha / (2 * m)))
+    mu = exact.mean(axis=0)
+    sigma = exact.std(axis=0, ddof=1)
+    useful = (np.abs(mu) > 0) & (sigma > 0)
+    if not useful.any():
+        return 0.0, math.inf
+
+    def best_power(c: float) -> float:
+        a = np.abs((c - 1.0) * mu[useful])
+        b = sigma[useful] * math.sqrt(c * c / networks + 1.0 / rows)
+        tau = t * sigma[useful] * math.sqrt(1.0 / networks + 1.0 / rows)
+        p = _scipy_stats.norm.cdf((a - tau) / b) + _scipy_stats.norm.cdf((-a - tau) / b)
+        return float(p.max())
+
+    def solve(inside: float, outside: float) -> float:
+        if best_power(outside) < power:
+            return outside
+        for _ in range(60):
+            middle = 0.5 * (inside + outside)
+            if best_power(middle) >= power:
+                outside = middle
+            else:
+                inside = middle
+            if abs(outside - inside) < 1e-6:
+                break
+        return outside
+
+    return solve(1.0, 1e-3), solve(1.0, 1e3)
+
+
 def case_minimum_detectable_scale(law, networks: int, false_alarm_rate: float = 1e-3,
                                   statistics=_acceptance.STATISTICS, goodness_of_fit: bool = True, *,
                                   cache_dir=None, calibration_seed: int = 0, reference_seed: int = 0,

@@ -109,6 +109,9 @@ class SamplingSection:
     dtype: str = field(default="float64", metadata=doc("compute dtype", choices=DTYPE_NAMES))
     draw_dtype: str = field(default="float32", metadata=doc("dtype of the weight draws", choices=DTYPE_NAMES))
     device: str = field(default="auto", metadata=doc("auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."))
+    reference_draws: int = field(default=20, metadata=doc(
+        "draws of the exact joint law per network (the two-sample tests' reference: at 20, its variance adds 5% to "
+        "the measured sample's, so the tests' power is set by the networks)", min=1))
     rechecked: int | None = field(default=None, metadata=doc(
         "how many of the networks the differential check recomputes with the reference implementation, entry by "
         "entry (default: 3% of them, 2 to 32)", min=1))

@@ -65,3 +65,19 @@ def test_an_inner_product_of_one_is_x0_itself():
     x, cosines = make_inputs(InputsSection(inner_products=[1.0, 0.5, -1.0]), 8)
     assert x.shape == (3, 8)
     assert cosines == pytest.approx([1.0, 0.5, -1.0])
+
+
+@pytest.mark.parametrize("case_id", ["smooth-quick[tanh-chaotic-w32-L2-s3-b0.05]",
+                                     "smooth-quick[erf-ordered-w32-L2-s0.5-b0.05-ntk]"])
+def test_a_ten_percent_scale_error_fails_the_joint_law_checks_of_smooth_cases(case_id, tmp_path):
+    """Away from ReLU the statistics have power of their own: these cases record a detectable scale
+    within 10% (power 0.9, a lower bound), and a kernel 10% too large fails a joint-law check,
+    not only the differential check against jacobian (which could not help if jacobian regressed)."""
+    (case,) = [c for c in load_case_file(ROOT / "cases" / "dispersion" / "smooth_activations.toml") if c.id == case_id]
+    correct = KINDS["dispersion"].run(case, RunOptions(cache_dir=tmp_path))
+    low, high = correct.result.minimum_detectable_scale
+    assert correct.checks_passed and 1 / 1.1 < low < 1 < high < 1.1, (low, high)
+    wrong = KINDS["dispersion"].run(case, RunOptions(implementation_spec="tests.ntk.broken:scaled_ten_percent",
+                                                     cache_dir=tmp_path))
+    statistical = [c.name for c in wrong.failed_checks if "differential" not in c.name]
+    assert any("joint law" in name for name in statistical), [c.name for c in wrong.failed_checks]

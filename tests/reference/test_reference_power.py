@@ -182,3 +182,32 @@ def test_bad_arguments():
         minimum_detectable_scale(law, 10, {"mean": (0.0, 1.0)}, power=1.0)
     with pytest.raises(ValueError, match="statistic"):
         minimum_detectable_scale(law, 10, {"median": (0.0, 1.0)})
+
+
+# ---------------------------------------------------------------- the joint mean test's detectable scale
+def test_the_two_sample_detectable_scale_is_reached_by_the_real_permutation_test():
+    """Simulation with the real permutation test: fresh exact samples scaled by the computed c are
+    rejected with probability >= 0.9 (up to the simulation's error), and unscaled ones at about
+    the level. 160 replicates: the binomial standard error at power 0.9 is 0.024, so a rejection
+    rate below 0.82 (3.4 standard errors) fails the test (false alarm ~3e-4); the bound would
+    have to be off by about 10% in |c - 1| to fall there (the power curve's slope at 0.9)."""
+    import numpy as np
+
+    from reference import JointLaw
+    from reference.power import two_sample_detectable_scale
+    from reference.two_sample import permutation_tests
+
+    law = JointLaw((4, 8, 8), 1.5, [[1.0, 0.5], [0.5, 1.0]], activation="tanh", sigma_b2=0.05)
+    rng = np.random.default_rng(7)
+    networks, alpha = 150, 0.01
+    exact = law.sample(20 * networks, rng)[:, 0, :]
+    low, high = two_sample_detectable_scale(exact, networks, alpha)
+    assert 0.7 < low < 1.0 < high < 1.3
+    rejected = {1.0: 0, high: 0, low: 0}
+    for replicate in range(160):
+        fresh = law.sample(networks, rng)[:, 0, :]
+        for c in rejected:
+            p = permutation_tests(c * fresh, exact, ("mean",), permutations=400, seed=replicate)["mean"]["p_value"]
+            rejected[c] += p < alpha
+    assert rejected[high] / 160 >= 0.82 and rejected[low] / 160 >= 0.82, rejected
+    assert rejected[1.0] / 160 <= 0.06, rejected      # the level 0.01; 6/160 has probability ~1e-3 under H0

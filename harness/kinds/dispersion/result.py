@@ -51,6 +51,15 @@ class EntryResult(Record):
         estimate = self.statistics.get(statistic)
         return estimate.value if estimate is not None else None
 
+    def exact_text(self, statistic: str, digits: int = 4) -> str:
+        """The exact value of ``statistic`` (``mean`` or ``dispersion``) as text: a closed form
+        as is, a Monte Carlo estimate of the exact law with its standard error (``15.33 ± 0.03``)."""
+        value = {"mean": self.exact_mean, "dispersion": self.exact_dispersion}[statistic]
+        error = self.exact_errors.get(statistic)
+        if value is None:
+            return ""
+        return fmt(value, digits) if error is None else f"{fmt(value, digits)} ± {fmt(error, 2)}"
+
 
 @dataclass
 class AsymptoticReference(Record):
@@ -107,6 +116,9 @@ class DispersionResult(KindResult):
     asymptotic: AsymptoticReference | None = None
     differential: DifferentialResult | None = None
     minimum_detectable_scale: Interval | None = None
+    #: how the detectable scale was computed: from the exact law's replicates (the diagonal of
+    #: ReLU, sigma_b2 = 0) or the joint mean test's normal approximation (every other case)
+    detectable_scale_method: str = ""
 
     @property
     def diagonal(self) -> EntryResult:
@@ -156,9 +168,9 @@ class DispersionResult(KindResult):
                 record.case, width, str(a.depth), fmt(a.depth_to_width, 3), fmt(a.sigma_w2),
                 "yes" if a.trainable_bias else "no", str(r.networks),
                 fmt_with_interval(dispersion.value, dispersion.interval) if dispersion else "",
-                fmt(d.exact_dispersion), fmt_interval(d.acceptance.get("dispersion")),
+                d.exact_text("dispersion"), fmt_interval(d.acceptance.get("dispersion")),
                 fmt(r.asymptotic.dispersion) if r.asymptotic else "",
-                fmt_with_interval(mean.value, mean.interval) if mean else "", fmt(d.exact_mean),
+                fmt_with_interval(mean.value, mean.interval) if mean else "", d.exact_text("mean"),
                 fmt(d.goodness_of_fit_p, 3),
                 f"{scale.low:.3g} / {scale.high:.3g}" if scale is not None else "", verdict(record),
             ])

@@ -151,8 +151,10 @@ def _theory_checks(sections: DispersionSections, result: DispersionResult, x: np
                 law, finite_rows.shape[0], alphas.family, tuple(expect.statistics), expect.goodness_of_fit,
                 cache_dir=options.cache_dir, reference_seed=seed, replicates=POWER_REPLICATES)
             result.minimum_detectable_scale = Interval(detectable.low, detectable.high)
+            result.detectable_scale_method = "replicates of the exact law through the case's own checks"
     if "exact" in expect.theories and joint_entries and enough:
-        checks += _joint_checks(architecture, x, finite_rows, joint_entries, result, expect, alphas.joint, seed)
+        checks += _joint_checks(architecture, x, finite_rows, joint_entries, result, expect, alphas.joint, seed,
+                                sections.sampling.reference_draws)
     if "asymptotic" in expect.theories:
         checks.append(_asymptotic_check(result, expect, network.phase))
     if "infinite-width" in expect.theories:
@@ -280,13 +282,15 @@ def _exact_checks(law, diagonal_samples, diagonal: EntryResult, expect, alpha: f
 
 
 def _joint_checks(architecture, x: np.ndarray, finite_rows: np.ndarray, entries: list[int], result: DispersionResult,
-                  expect, alpha: float, seed: int) -> list[Check]:
+                  expect, alpha: float, seed: int, reference_draws: int) -> list[Check]:
     """Every entry the diagonal law does not cover (the off-diagonal ones; all of them for
     non-ReLU networks or sigma_b2 > 0) against the exact joint law of the row
-    (:class:`reference.JointLaw`, Gaussian conditioning): one exact sample of as many rows as
-    networks, drawn from a seed derived from the case's; per statistic a joint two-sample
-    permutation test over the entries (:func:`reference.two_sample.permutation_test`), and a
-    two-sample KS test per entry (Bonferroni over the entries)."""
+    (:class:`reference.JointLaw`, Gaussian conditioning): one exact sample of
+    ``reference_draws`` rows per network (at least :data:`JOINT_MIN_ROWS`), drawn from a seed
+    derived from the case's; per statistic a joint two-sample permutation test over the
+    entries (:func:`reference.two_sample.permutation_test`), and a two-sample KS test per entry
+    (Bonferroni over the entries). Without a diagonal law, the case's detectable scale is the
+    joint mean test's (:func:`reference.power.two_sample_detectable_scale`)."""
     from reference.two_sample import ks_entries, permutation_tests
 
     law = reference.JointLaw(architecture.widths, architecture.sigma_w2, x @ x.T, sigma_b2=architecture.sigma_b2,
@@ -294,7 +298,7 @@ def _joint_checks(architecture, x: np.ndarray, finite_rows: np.ndarray, entries:
                              parametrization=architecture.parametrization)
     # Three words, so never equal to a network's two-word [seed, index] key.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x501E7, 1]))
-    exact_rows = law.sample(max(finite_rows.shape[0], JOINT_MIN_ROWS), rng)[:, 0, :]
+    exact_rows = law.sample(max(reference_draws * finite_rows.shape[0], JOINT_MIN_ROWS), rng)[:, 0, :]
     measured, exact = finite_rows[:, entries], exact_rows[:, entries]
     summaries = [reference.summarize_moments(exact[:, i]) for i in range(len(entries))]
     for i, j in enumerate(entries):
@@ -303,6 +307,13 @@ def _joint_checks(architecture, x: np.ndarray, finite_rows: np.ndarray, entries:
         entry.exact_dispersion = summaries[i].dispersion
         entry.exact_errors = {"mean": summaries[i].mean_error, "second_moment": summaries[i].second_moment_error,
                               "dispersion": summaries[i].dispersion_error, "draws": float(summaries[i].draws)}
+    if expect.power and "mean" in expect.other_statistics and result.minimum_detectable_scale is None:
+        from reference.power import two_sample_detectable_scale
+
+        low, high = two_sample_detectable_scale(exact, finite_rows.shape[0], alpha)
+        result.minimum_detectable_scale = Interval(low, high)
+        result.detectable_scale_method = ("normal approximation of the joint permutation test of the mean, Bonferroni "
+                                          "over the entries (a lower bound on the case's power)")
     where = "every entry" if entries[0] == 0 else "the off-diagonal entries"
     permutations = int(np.ceil(2.0 / alpha))
     checks = []
@@ -319,7 +330,7 @@ def _joint_checks(architecture, x: np.ndarray, finite_rows: np.ndarray, entries:
                                                 f"{exact.shape[0]} exact rows)", level=alpha,
             detail=(f"largest standardized difference {found['statistic']:.3g} at cos "
                     f"{result.entries[entries[worst]].cosine:.2f}: measured {found['measured'][worst]:.6g}, "
-                    f"exact law {found['exact'][worst]:.6g}")))
+                    f"exact law {found['exact'][worst]:.6g} (estimated from {exact.shape[0]} exact draws)")))
     if expect.goodness_of_fit:
         p_values = ks_entries(measured, exact)
         for i, j in enumerate(entries):
