@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only cases whose markers match this pytest marker expression (e.g. 'quick and not "
                           "training'); cases marked paper run only when EXPR names paper")
     run.add_argument("--json", action="store_true", help="print the results document (JSON) instead of tables")
+    run.add_argument("--ntk-cluster", dest="ntk_cluster", default=None, metavar="ADDRESS",
+                     help="run the cases as tasks on a Dask cluster: local:N (N worker processes on this machine) or "
+                          "tcp://HOST:PORT (a running scheduler); needs the cluster extra (docs/cluster.md)")
     options_module.add_to_argparse(run)
     return parser
 
@@ -206,6 +209,11 @@ def _run(args, argv) -> int:
     records, bad_files, interrupted = [], [], False
     root = Path.cwd()
     found = 0
+    cluster = None
+    if args.ntk_cluster is not None:   # Dask is imported only here (docs/cluster.md)
+        from harness import cluster as cluster_module
+
+        cluster = cluster_module.start(args.ntk_cluster, options, as_json=args.json, root=root)
     try:
         for path in _collect_files(args.paths):
             try:
@@ -217,15 +225,27 @@ def _run(args, argv) -> int:
                 continue
             for case in cases:
                 if selected(set(case.markers) | set(KINDS[case.kind].markers)):
-                    records.append(_run_and_print(case, options, args.json, root))
+                    if cluster is None:
+                        records.append(_run_and_print(case, options, args.json, root))
+                    else:
+                        cluster.submit(case)
+        if cluster is not None:
+            records = cluster.records()
     except KeyboardInterrupt:
         interrupted = True
+        if cluster is not None:
+            records = cluster.finished()
+    finally:
+        if cluster is not None:
+            cluster.close()
     if not records and not bad_files and not interrupted:   # pytest's exit status 5: nothing ran
         print(f"ntk-harness run: error: -m {args.markexpr!r} selects none of the {found} cases; the markers are "
               f"{', '.join(sorted(markers()))}" if args.markexpr else
               f"ntk-harness run: error: no cases in {' '.join(args.paths)}", file=sys.stderr)
         return NOTHING_SELECTED
     document = _document(records, started, not interrupted, argv)
+    if cluster is not None:
+        document.sessions[0].update(cluster.session())
     if args.json:
         print(document.dumps(), end="")
     counts = {}
@@ -234,6 +254,10 @@ def _run(args, argv) -> int:
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no cases"
     if bad_files:
         summary += f"; {len(bad_files)} invalid case file(s): {', '.join(bad_files)}"
+    if cluster is not None:
+        for line in cluster.report_lines():
+            print(line, file=sys.stderr if args.json else sys.stdout)
+        summary += cluster.summary_suffix()
     if interrupted:
         summary += "; interrupted"
     print(f"ntk-harness run: {summary}", file=sys.stderr if args.json else sys.stdout)
