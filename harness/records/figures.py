@@ -71,7 +71,11 @@ class MatrixPanel:
 
 @dataclass
 class Figure:
-    """A PNG file of a report: ``name`` (file name), ``caption`` (said in report.md), panels."""
+    """A PNG file of a report: ``name`` (file name), ``caption`` (said in report.md), panels.
+
+    ``covers``: the cases (ids) the figure was drawn from; ``omitted``: those of them it does not
+    show, each with the reason (report.md states them after the caption), so nothing is dropped
+    without a line saying what and why."""
 
     name: str
     caption: str
@@ -80,3 +84,18 @@ class Figure:
     panel_size: tuple[float, float] = (4.0, 3.2)
     #: relative widths of the columns (None: equal)
     width_ratios: list[float] | None = None
+    covers: list[str] = field(default_factory=list)
+    omitted: dict[str, str] = field(default_factory=dict)
+
+    def omissions(self) -> str:
+        """The sentence report.md adds after the caption: the cases not drawn, grouped by reason."""
+        if not self.omitted:
+            return ""
+        by_reason: dict[str, list[str]] = {}
+        for case, reason in self.omitted.items():
+            by_reason.setdefault(reason, []).append(case)
+        parts = []
+        for reason, cases in by_reason.items():
+            shown = ", ".join(f"`{c}`" for c in cases[:6]) + (f" and {len(cases) - 6} more" if len(cases) > 6 else "")
+            parts.append(f"{len(cases)} case{'s' if len(cases) > 1 else ''} ({reason}): {shown}")
+        return "Not drawn: " + "; ".join(parts) + "."

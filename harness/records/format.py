@@ -5,6 +5,20 @@ import math
 from typing import Any
 
 
+def natural_key(text: str) -> tuple:
+    """A sort key that orders the numbers inside ``text`` by value: ``L2`` before ``L10``,
+    ``s2`` before ``s2.5``, ``s2.5`` before ``s3`` (case ids in report tables)."""
+    import re
+
+    parts = re.split(r"(\d+(?:\.\d+)?)", text)
+    return tuple((0, float(part), "") if i % 2 else (1, 0.0, part) for i, part in enumerate(parts) if part)
+
+
+def by_case(record) -> tuple:
+    """Records in natural order of their case ids (:func:`natural_key`)."""
+    return natural_key(record.case)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     """A number with ``digits`` significant digits; ``None`` -> ""; booleans -> yes/no."""
     if value is None:

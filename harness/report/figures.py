@@ -2,9 +2,9 @@
 
 Each kind's result type contributes :class:`~harness.records.figures.Figure` objects
 (:meth:`KindResult.figures`); :func:`render` draws any of them without knowing a kind's
-fields. Panels go on a grid with no empty slot (a figure whose panel count does not fill
-the last row puts its legend there); series with the same ``color_key`` share a colour in
-every panel; labels use matplotlib's mathtext. ``benchmarks.png`` (fastest round per
+fields. Panels go on a grid; one legend for the whole figure sits below the panels, outside
+every axes (never over data); series with the same ``color_key`` share a colour in every
+panel; labels use matplotlib's mathtext; a figure's omitted cases follow its caption. ``benchmarks.png`` (fastest round per
 pytest-benchmark entry) is drawn here from the benchmark JSON.
 """
 from __future__ import annotations
@@ -43,18 +43,21 @@ def _pyplot():
 
 
 def _plain_log_ticks(ax, axis: str = "y") -> None:
-    """Log axis with plain numbers (1.5, 2, 30) instead of 1.5 x 10^0."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """A log axis with plain numbers (1.5, 2, 30, not 1.5 x 10^0) and enough labels to read it:
+    at 1, 2 and 5 times each power of ten when the axis spans fewer than three decades, at
+    evenly spaced round numbers when it spans less than half a decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    plain = FuncFormatter(lambda value, _: f"{value:.4g}")
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(plain)
     low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
-    if low > 0 and high / low < 10:
-        target.set_minor_formatter(plain)
-        ax.tick_params(axis=axis, which="minor", labelsize=7)
-    else:
-        target.set_minor_formatter(NullFormatter())
+    decades = math.log10(high / low) if low > 0 and high > low else 0.0
+    if decades < 0.5:
+        target.set_major_locator(MaxNLocator(nbins=4))
+    elif decades < 3:
+        target.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(plain)
+    target.set_minor_formatter(NullFormatter())
 
 
 def _grid(count: int, columns: int, size, width_ratios=None):
@@ -160,20 +163,20 @@ def _draw_matrix(fig, ax, panel: MatrixPanel, scale: tuple[float, float] | None)
 def render(figure: Figure, path: Path) -> None:
     """Draw ``figure`` into the PNG file ``path``."""
     plt = _pyplot()
-    fig = None
+    fig = draw(figure)
     try:
-        fig = _render(figure, path)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
     finally:
-        if fig is not None:
-            plt.close(fig)
+        plt.close(fig)
 
 
-def _render(figure: Figure, path: Path):
+def draw(figure: Figure):
+    """The matplotlib figure of ``figure`` (the caller closes it): panels on a grid, matrices with
+    their colour scales, and ONE legend for the whole figure, below the panels, outside every
+    axes, so that no legend covers data (tests/report checks the extents)."""
     count = len(figure.panels)
-    has_series = any(isinstance(p, Panel) for p in figure.panels)
     columns = max(1, min(figure.columns, count))
-    shared_legend = has_series and count % columns != 0
-    fig, axes = _grid(count + (1 if shared_legend else 0), columns, figure.panel_size, figure.width_ratios)
+    fig, axes = _grid(count, columns, figure.panel_size, figure.width_ratios)
     colors = _colors(figure)
     scales: dict[str, tuple[float, float]] = {}
     for panel in figure.panels:
@@ -188,25 +191,20 @@ def _render(figure: Figure, path: Path):
             _draw_matrix(fig, ax, panel, scales.get(panel.scale_key))
         else:
             _draw_panel(ax, panel, colors)
-            if not shared_legend:
-                handles, labels = ax.get_legend_handles_labels()
-                if handles:
-                    ax.legend(handles, labels, fontsize=6, loc="best")
-    used = count
-    if shared_legend:
-        seen: dict[str, object] = {}
-        for ax in axes[:count]:
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                seen.setdefault(label, handle)
-        legend_ax = axes[count]
-        legend_ax.axis("off")
-        if seen:
-            legend_ax.legend(list(seen.values()), list(seen.keys()), fontsize=7, loc="center", frameon=False)
-        used += 1
-    for ax in axes[used:]:
+    for ax in axes[count:]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    seen: dict[str, object] = {}
+    for ax in axes[:count]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        renderer = fig.canvas.get_renderer()
+        to_figure = fig.transFigure.inverted()
+        lowest = min(ax.get_tightbbox(renderer).transformed(to_figure).y0 for ax in axes[:count])
+        columns_of_legend = max(1, min(3, len(seen)))
+        fig.legend(list(seen.values()), list(seen.keys()), loc="upper center", bbox_to_anchor=(0.5, lowest - 0.005),
+                   ncol=columns_of_legend, fontsize=7, frameon=False, bbox_transform=fig.transFigure)
     return fig
 
 
@@ -267,7 +265,7 @@ def draw_all(document: ResultsDocument, directory: Path) -> tuple[list[tuple[str
             except Exception as exc:
                 failed[figure.name] = f"{type(exc).__name__}: {exc}"
                 continue
-            drawn.append((figure.name, figure.caption))
+            drawn.append((figure.name, " ".join(part for part in (figure.caption, figure.omissions()) if part)))
     try:
         caption = benchmark_bars(document.benchmarks, directory / "benchmarks.png")
     except Exception as exc:

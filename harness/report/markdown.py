@@ -15,6 +15,7 @@ from tabulate import tabulate
 from harness.constants import PHASE_NAMES
 from harness.kinds import result_types
 from harness.records import CaseRecord
+from harness.records.format import by_case
 from harness.records.document import ResultsDocument
 from harness.records.format import fmt, fmt_with_interval, verdict
 
@@ -95,7 +96,7 @@ def cases_section(records: list[CaseRecord]) -> list[str]:
         lines += [f"## {kind} cases", ""]
         result_type = result_types().get(kind)
         for phase in _phase_sorted(phases):
-            group = sorted(phases[phase], key=lambda r: r.case)
+            group = sorted(phases[phase], key=by_case)
             if phase != "-":
                 lines += [f"### {PHASE_NAMES.get(phase, phase)}", ""]
             with_result = [r for r in group if r.result is not None]

@@ -210,15 +210,20 @@ def _dispersion_vs_depth(records) -> Figure | None:
     import reference
 
     by_sigma = defaultdict(list)
+    omitted = {}
     for record in records:
         r: DispersionResult = record.result
         a = r.architecture
-        if _uniform_width(a) is None or a.activation != "relu" or a.sigma_b2 != 0:
-            continue
-        by_sigma[a.sigma_w2].append(record)
+        if _uniform_width(a) is None:
+            omitted[record.case] = "unequal hidden widths"
+        elif a.activation != "relu" or a.sigma_b2 != 0:
+            omitted[record.case] = "no closed-form exact law of the diagonal (not ReLU with sigma_b2 = 0)"
+        else:
+            by_sigma[a.sigma_w2].append(record)
     if not by_sigma:
         return None
     panels = []
+    below = above = 0
     for sigma in sorted(by_sigma):
         series_of = defaultdict(list)
         for record in by_sigma[sigma]:
@@ -231,6 +236,11 @@ def _dispersion_vs_depth(records) -> Figure | None:
             group.sort(key=lambda rec: rec.result.architecture.depth)
             depths = [rec.result.architecture.depth for rec in group]
             values = [rec.result.diagonal.value("dispersion") for rec in group]
+            for rec, value in zip(group, values):
+                exact = rec.result.diagonal.exact_dispersion
+                if value is not None and exact is not None:
+                    below += value < exact
+                    above += value > exact
             accepted = [rec.result.diagonal.acceptance.get("dispersion") or rec.result.diagonal.sampling_band.get(
                 "dispersion") for rec in group]
             with_band = [i for i, acc in enumerate(accepted) if acc is not None]
@@ -240,38 +250,76 @@ def _dispersion_vs_depth(records) -> Figure | None:
                     low=[accepted[i].low for i in with_band], high=[min(accepted[i].high, 1e300) for i in with_band],
                     label=f"{label}: where a correct NTK's estimate falls", color_key=label))
             panel.series.append(Series(x=depths, y=values, label=f"{label}: measured", style="points", color_key=label))
-            max_depth = max(depths)
-            exact_depths, exact_values, asymptotic_values = [], [], []
-            for depth in range(1, max_depth + 1):
-                try:
-                    law = reference.ExactLaw((input_dim,) + (width,) * depth, sigma, trainable_bias=bias,
-                                             input_norm_sq=norm_sq, parametrization=parametrization)
-                    exact_values.append(law.dispersion())
-                    exact_depths.append(depth)
-                except ValueError:
-                    continue
-                if parametrization == "standard":
-                    asymptotic_values.append(reference.asymptotic_dispersion(
-                        depth / width, sigma, bias, input_scale=norm_sq * width / input_dim))
-            if exact_values:
-                panel.series.append(Series(x=exact_depths, y=exact_values, style="line", color_key=label,
-                                           label=f"{label}: exact, finite width"))
-            if len(asymptotic_values) == len(exact_depths) and asymptotic_values:
-                panel.series.append(Series(x=exact_depths, y=asymptotic_values, style="dashed", color_key=label,
-                                           label=f"{label}: $n, L \\to \\infty$ at $\\lambda = L/n$"))
+            _exact_curves(panel, label, key, sigma, max(depths), reference)
         panels.append(panel)
+    shown = [rec.case for group in by_sigma.values() for rec in group]
+    where = (f"{below} of the {below + above} measured points lie below the exact value and {above} above"
+             if below + above else "")
     return Figure(
         name="dispersion_vs_depth.png", panels=panels, columns=4, panel_size=(3.8, 3.1),
+        covers=shown + list(omitted), omitted=omitted,
         caption=("Dispersion E[Θ²]/E[Θ]² of the diagonal NTK Θ(x, x) against depth, one panel per σ_w², one colour "
                  "per network width. Dots: the measured ratio estimate mean(Θ²)/mean(Θ)². Vertical bars: where that "
                  "estimator falls for a correct NTK at the case's number of networks, from the exact finite-width "
                  "law: the calibrated acceptance interval the verdict uses where the case checks the dispersion, "
                  "else the central 95% of the estimator's exact sampling law. The estimator is heavy-tailed and "
-                 "biased low, so the bars sit mostly below the exact value. Solid line: the exact finite-width "
-                 "dispersion at every depth. Dashed line: the n, L → ∞ limit at λ = L/n."))
+                 f"biased low at depth{': ' + where if where else ''}. Solid line: the exact finite-width dispersion "
+                 "at every depth (closed form). Dashed line: the n, L → ∞ limit at λ = L/n."))
 
 
-def _off_diagonal_vs_depth(records, cosines=(0.9, 0.5, 0.0)) -> Figure | None:
+def _exact_curves(panel: Panel, label: str, key: tuple, sigma: float, max_depth: int, reference) -> None:
+    """The exact finite-width dispersion (closed form) and the asymptotic one at every depth up to ``max_depth``."""
+    width, bias, input_dim, parametrization, norm_sq = key
+    exact_depths, exact_values, asymptotic_values = [], [], []
+    for depth in range(1, max_depth + 1):
+        try:
+            law = reference.ExactLaw((input_dim,) + (width,) * depth, sigma, trainable_bias=bias,
+                                     input_norm_sq=norm_sq, parametrization=parametrization)
+            exact_values.append(law.dispersion())
+            exact_depths.append(depth)
+        except ValueError:
+            continue
+        if parametrization == "standard":
+            asymptotic_values.append(reference.asymptotic_dispersion(
+                depth / width, sigma, bias, input_scale=norm_sq * width / input_dim))
+    if exact_values:
+        panel.series.append(Series(x=exact_depths, y=exact_values, style="line", color_key=label,
+                                   label=f"{label}: exact, finite width"))
+    if len(asymptotic_values) == len(exact_depths) and asymptotic_values:
+        panel.series.append(Series(x=exact_depths, y=asymptotic_values, style="dashed", color_key=label,
+                                   label=f"{label}: $n, L \\to \\infty$ at $\\lambda = L/n$"))
+
+
+def _chosen_cosines(records, count: int = 3) -> list[float]:
+    """Up to ``count`` off-diagonal cosines present in every record: the largest, the middle, the smallest."""
+    common = None
+    for rec in records:
+        cosines = {round(e.cosine, 9) for e in rec.result.entries[1:]}
+        common = cosines if common is None else common & cosines
+    ordered = sorted(common or (), reverse=True)
+    if len(ordered) <= count:
+        return ordered
+    picks = sorted({round(i * (len(ordered) - 1) / (count - 1)) for i in range(count)})
+    return [ordered[i] for i in picks]
+
+
+def _exact_band(entries_by_x, label: str) -> list[Series]:
+    """The exact law's value against x: a line where it is a closed form, a band of +-2 standard
+    errors around a dashed line where it is a Monte Carlo estimate of the exact sampler."""
+    xs = [x for x, e in entries_by_x if e.exact_dispersion is not None]
+    values = [e.exact_dispersion for _, e in entries_by_x if e.exact_dispersion is not None]
+    errors = [e.exact_errors.get("dispersion") for _, e in entries_by_x if e.exact_dispersion is not None]
+    if len(xs) < 2:
+        return []
+    if all(error is None for error in errors):
+        return [Series(x=xs, y=values, style="line", color_key=label, label=f"{label}: exact law")]
+    low = [max(v - 2 * (err or 0.0), 1e-12) for v, err in zip(values, errors)]
+    high = [v + 2 * (err or 0.0) for v, err in zip(values, errors)]
+    return [Series(x=xs, y=values, style="dashed", color_key=label, label=f"{label}: exact law (Monte Carlo)"),
+            Series(x=xs, y=values, low=low, high=high, style="band", color_key=label)]
+
+
+def _off_diagonal_vs_depth(records) -> Figure | None:
     """The paper's off-diagonal panels: the dispersion of Theta(x0, x) at a few cosines against
     depth, per sigma_w^2, for the largest sweep with off-diagonal entries."""
     usable = [rec for rec in records if len(rec.result.entries) >= 2 and _uniform_width(rec.result.architecture)]
@@ -284,44 +332,40 @@ def _off_diagonal_vs_depth(records, cosines=(0.9, 0.5, 0.0)) -> Figure | None:
                                                                   len(kv[1]), kv[0]))
     if len({rec.result.architecture.depth for rec in chosen}) < 2:
         return None
+    cosines = _chosen_cosines(chosen)
+    omitted = {rec.case: "no off-diagonal entries" for rec in records if len(rec.result.entries) < 2}
+    omitted.update({rec.case: f"another case than the largest depth sweep `{name}` (n = {width})"
+                    for rec in usable if rec not in chosen})
     panels = []
     for sigma, group in _by_sigma_w2_then_depth(chosen):
         panel = Panel(title=f"$\\sigma_w^2 = {sigma:g}$ ({group[0].phase})", xlabel="depth $L$",
                       ylabel=r"dispersion of $\Theta(x_0, x)$", yscale="log")
         for cosine in cosines:
             label = f"cos = {cosine:g}"
-            depths, values, lows, highs, exact_depths, exact, exact_low, exact_high = [], [], [], [], [], [], [], []
+            depths, values, lows, highs, exact_by_depth = [], [], [], [], []
             for rec in group:
                 entry = next((e for e in rec.result.entries if abs(e.cosine - cosine) < 1e-9), None)
                 if entry is None or "dispersion" not in entry.statistics:
                     continue
-                depth = rec.result.architecture.depth
                 estimate = entry.statistics["dispersion"]
-                depths.append(depth)
+                depths.append(rec.result.architecture.depth)
                 values.append(estimate.value)
                 lows.append(estimate.interval.low)
                 highs.append(estimate.interval.high)
-                if entry.exact_dispersion is not None:
-                    error = entry.exact_errors.get("dispersion") or 0.0
-                    exact_depths.append(depth)
-                    exact.append(entry.exact_dispersion)
-                    exact_low.append(max(entry.exact_dispersion - 2 * error, 1e-12))
-                    exact_high.append(entry.exact_dispersion + 2 * error)
+                exact_by_depth.append((rec.result.architecture.depth, entry))
             if depths:
                 panel.series.append(Series(x=depths, y=values, low=lows, high=highs, style="points",
                                            label=f"{label}: measured", color_key=label))
-            if len(exact_depths) >= 2:
-                panel.series.append(Series(x=exact_depths, y=exact, style="dashed", color_key=label,
-                                           label=f"{label}: exact joint law"))
-                panel.series.append(Series(x=exact_depths, y=exact, low=exact_low, high=exact_high, style="band",
-                                           color_key=label))
+            panel.series += _exact_band(exact_by_depth, label)
         panels.append(panel)
     return Figure(
         name="dispersion_offdiagonal_vs_depth.png", panels=panels, columns=4, panel_size=(3.8, 3.1),
-        caption=(f"Dispersion of the off-diagonal entries Θ(x0, x) against depth at cos(x0, x) = 0.9, 0.5, 0 for case "
-                 f"`{name}` (n = {width}), one panel per σ_w². Dots: measured, with 95% percentile-bootstrap "
-                 "intervals (for reading). Dashed lines and bands: the exact finite-width joint law of the row "
-                 "(Gaussian conditioning), estimated from the case's exact sample with ±2 standard errors."))
+        covers=[rec.case for rec in records], omitted=omitted,
+        caption=(f"Dispersion of the off-diagonal entries Θ(x0, x) against depth at cos(x0, x) = "
+                 f"{', '.join(f'{c:g}' for c in cosines)} for case `{name}` (n = {width}), one panel per σ_w². Dots: "
+                 "measured, with 95% percentile-bootstrap intervals (for reading). Dashed lines and bands: the exact "
+                 "finite-width joint law of the row (Gaussian conditioning), estimated from the case's exact sample, "
+                 "with ±2 standard errors."))
 
 
 def _by_sigma_w2_then_depth(records) -> list[tuple[float, list]]:
@@ -333,6 +377,10 @@ def _by_sigma_w2_then_depth(records) -> list[tuple[float, list]]:
             for sigma in sorted(by_sigma)]
 
 
+#: Depths per panel of the correlation figure (more overlap into an unreadable column of bars).
+CORRELATION_DEPTHS = 4
+
+
 def _dispersion_vs_correlation(records) -> Figure | None:
     usable = [rec for rec in records if len(rec.result.entries) >= 2 and _uniform_width(rec.result.architecture)]
     if not usable:
@@ -341,11 +389,16 @@ def _dispersion_vs_correlation(records) -> Figure | None:
     for rec in usable:
         by_name[rec.name].append(rec)
     name, chosen = max(by_name.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    omitted = {rec.case: "no off-diagonal entries" for rec in records if len(rec.result.entries) < 2}
+    omitted.update({rec.case: f"another case than `{name}`" for rec in usable if rec.name != name})
     panels = []
     for sigma, group in _by_sigma_w2_then_depth(chosen):
-        if len(group) > 4:   # at most 4 depths per panel, spread over the range, so that bars stay readable
-            picks = sorted({round(i * (len(group) - 1) / 3) for i in range(4)})
-            group = [group[i] for i in picks]
+        if len(group) > CORRELATION_DEPTHS:   # spread over the range, so that bars stay readable
+            picks = sorted({round(i * (len(group) - 1) / (CORRELATION_DEPTHS - 1)) for i in range(CORRELATION_DEPTHS)})
+            kept = [group[i] for i in picks]
+            omitted.update({rec.case: f"at most {CORRELATION_DEPTHS} depths per panel; every depth is in "
+                                      "dispersion_offdiagonal_vs_depth.png" for rec in group if rec not in kept})
+            group = kept
         panel = Panel(title=f"$\\sigma_w^2 = {sigma:g}$ ({group[0].phase})", xlabel=r"$\cos(x_0, x)$",
                       ylabel=r"dispersion of $\Theta(x_0, x)$", yscale="log")
         for rec in group:
@@ -361,20 +414,17 @@ def _dispersion_vs_correlation(records) -> Figure | None:
                      for e in entries]
             panel.series.append(Series(x=cosines, y=values, low=lows, high=highs, style="points", label=label,
                                        color_key=label))
-            theory = [(e.cosine, e.exact_dispersion) for e in entries if e.exact_dispersion is not None]
-            if len(theory) >= 2:
-                panel.series.append(Series(x=[c for c, _ in theory], y=[v for _, v in theory], style="line",
-                                           color_key=label, label=f"{label}: exact law"))
+            panel.series += _exact_band([(e.cosine, e) for e in entries], label)
         panels.append(panel)
-    others = len(usable) - len(chosen)
     return Figure(
         name="dispersion_vs_correlation.png", panels=panels, columns=4, panel_size=(3.8, 3.1),
+        covers=[rec.case for rec in records], omitted=omitted,
         caption=(f"Dispersion E[Θ(x0,x)²]/E[Θ(x0,x)]² against the input correlation cos(x0, x) for case `{name}`, "
                  "cos = 1 being the diagonal Θ(x0, x0). Dots: measured, with 95% percentile-bootstrap intervals "
                  "(for reading; heavy tails make them too narrow at large depth). Lines: the exact finite-width law "
-                 "of each entry (Monte Carlo of the exact sampler), where the case computed it; the infinite-width "
-                 "NTK is deterministic (dispersion 1)."
-                 + (f" {others} other cases with off-diagonal entries are in results.json." if others else "")))
+                 "of each entry where it is a closed form (the diagonal of ReLU with σ_b² = 0); dashed lines with "
+                 "bands: Monte Carlo estimates of the exact sampler with ±2 standard errors; the infinite-width NTK "
+                 "is deterministic (dispersion 1)."))
 
 
 __all__ = ["AsymptoticReference", "DifferentialResult", "DispersionResult", "EntryResult", "PHASES"]

@@ -34,7 +34,11 @@ class SearchSection:
     max_width: int = field(default=64, metadata=doc("widest hidden layer generated (the narrowest is 2)", min=2,
                                                     max=4096))
     max_outputs: int = field(default=10, metadata=doc("most outputs generated", min=1, max=64))
-    max_inputs: int = field(default=6, metadata=doc("most inputs in x1 or x2", min=2, max=64))
+    max_inputs: int = field(default=6, metadata=doc(
+        "most inputs in x1 or x2 (counts just below, at and above powers of two and 1000 are drawn first)", min=2,
+        max=4096))
+    max_jacobian_entries: int = field(default=4_000_000, metadata=doc(
+        "bound of (N1 + N2) x outputs x parameters per example: the more inputs, the smaller the network", min=1000))
     activations: list[str] = field(default_factory=lambda: ["relu", "tanh", "erf"],
                                    metadata=doc("activations generated", choices=ACTIVATIONS, min_length=1))
     dtype: str = field(default="float64", metadata=doc("dtype of parameters and inputs", choices=DTYPE_NAMES))

@@ -88,28 +88,49 @@ def as_case(example: Example, implementation: str, dtype: str) -> str:
     ])
 
 
+#: Input counts where chunked, blocked or power-of-two code breaks: drawn first (hypothesis leans
+#: towards the first branch of one_of), any count up to max_inputs otherwise.
+BOUNDARY_COUNTS = (1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513, 1000, 1023, 1024,
+                   1025, 2047, 2048)
+
+
+def _counts(st, low: int, high: int):
+    boundaries = [n for n in BOUNDARY_COUNTS if low <= n <= high]
+    return st.one_of(st.sampled_from(boundaries), st.integers(low, high)) if boundaries else st.integers(low, high)
+
+
 def examples_strategy(section: SearchSection):
     """hypothesis strategy of :class:`Example` within the case's bounds; shrinks towards one
-    narrow layer, one output, few inputs, relu, standard parametrization and seed 0."""
+    narrow layer, one output, few inputs, relu, standard parametrization and seed 0. Input counts
+    lean towards :data:`BOUNDARY_COUNTS`; the network is sized after them, so that the Jacobians
+    of an example, about (2 N1 + N2) x outputs x parameters entries, stay below
+    ``max_jacobian_entries`` (a 2048-input example has a few hundred parameters)."""
     from hypothesis import strategies as st
 
-    widths = st.integers(2, section.max_width)
-    return st.builds(
-        Example,
-        hidden_widths=st.lists(widths, min_size=1, max_size=section.max_depth).map(tuple),
-        input_dim=st.integers(1, 16),
-        output_dim=st.integers(1, section.max_outputs),
-        activation=st.sampled_from(section.activations),
-        sigma_w2=st.sampled_from(SIGMA_W2),
-        sigma_b2=st.sampled_from(SIGMA_B2),
-        trainable_bias=st.booleans(),
-        parametrization=st.sampled_from(("standard", "ntk")),
-        call_shape=st.sampled_from(CALL_SHAPES),
-        inputs=st.integers(2, section.max_inputs),
-        other_inputs=st.integers(1, section.max_inputs),
-        zero_input=st.booleans(),
-        seed=st.integers(0, 2**16),
-    )
+    @st.composite
+    def example(draw):
+        inputs = draw(_counts(st, 1, section.max_inputs))
+        other_inputs = draw(_counts(st, 1, section.max_inputs))
+        output_dim = draw(st.integers(1, section.max_outputs))
+        input_dim = draw(st.integers(1, 16))
+        parameters = max(8, section.max_jacobian_entries // ((2 * inputs + other_inputs) * output_dim))
+        depth = draw(st.integers(1, max(1, min(section.max_depth, parameters // 12))))
+        # widths w with about depth * (w + 1) * w + (input_dim + output_dim) * w <= parameters
+        room = max(2, int((parameters / depth) ** 0.5) - 1)
+        widths = draw(st.lists(st.integers(2, max(2, min(section.max_width, room))), min_size=depth,
+                               max_size=depth))
+        call_shape = draw(st.sampled_from(CALL_SHAPES))
+        if call_shape == "blocks":   # a split needs two rows
+            inputs = max(inputs, 2)
+        return Example(
+            hidden_widths=tuple(widths), input_dim=input_dim, output_dim=output_dim,
+            activation=draw(st.sampled_from(section.activations)), sigma_w2=draw(st.sampled_from(SIGMA_W2)),
+            sigma_b2=draw(st.sampled_from(SIGMA_B2)), trainable_bias=draw(st.booleans()),
+            parametrization=draw(st.sampled_from(("standard", "ntk"))), call_shape=call_shape,
+            inputs=inputs, other_inputs=other_inputs, zero_input=draw(st.booleans()),
+            seed=draw(st.integers(0, 2**16)))
+
+    return example()
 
 
 def run(case, resolution: Resolution, options: RunOptions) -> KindOutcome:

@@ -23,7 +23,7 @@ from harness.architecture import Architecture
 from harness.records.base import Estimate, Interval, KindResult
 from harness.records.serialize import Record
 from harness.records.figures import Figure, MatrixPanel, Panel, Series
-from harness.records.format import fmt, fmt_interval, fmt_with_interval, verdict
+from harness.records.format import by_case, fmt, fmt_interval, fmt_with_interval, natural_key, verdict
 
 PHASE_ORDER = {"ordered": 0, "eoc": 1, "chaotic": 2}
 
@@ -229,7 +229,7 @@ class TrainingResult(KindResult):
         """Claim 3 per regime on every measure: a verdict table (measures side by side, one row
         per phase-comparison case) and the numbers behind it (one row per case and measure)."""
         compared = sorted((r for r in records if r.result is not None and r.result.phases is not None),
-                          key=lambda r: r.case)
+                          key=by_case)
         if not compared:
             return []
         measures = []
@@ -329,7 +329,7 @@ def _phase_row(record, r: TrainingResult) -> list[str]:
 
 def _phase_comparison_figure(records) -> Figure | None:
     """Relative change against step, one panel per phase comparison (regime), one colour per phase."""
-    compared = sorted((r for r in records if r.result.phases is not None), key=lambda r: r.case)
+    compared = sorted((r for r in records if r.result.phases is not None), key=by_case)
     panels = []
     quantity = "relative_change"
     for record in compared:
@@ -361,6 +361,9 @@ def _phase_comparison_figure(records) -> Figure | None:
         return None
     return Figure(
         name="training_claim3.png", panels=panels, columns=3, panel_size=(4.6, 3.5),
+        covers=[r.case for r in records],
+        omitted={r.case: "not a phase comparison (drawn in training_relative_change.png)" for r in records
+                 if r.result.phases is None},
         caption=("Claim 3 per regime: relative change of the probe NTK (output trace) against the training step, one "
                  "panel per phase-comparison case (the same architecture and training at every σ_w²), one colour per "
                  "phase; dots and line: geometric mean over networks; band: minimum to maximum over networks. The "
@@ -372,10 +375,14 @@ def _figure4(records) -> tuple[Figure | None, Figure | None]:
     id): one row per sigma_w^2 with Theta_c/Theta_d and Theta_n/Theta_d against the step and the
     heatmaps; and its loss panels (train and test loss at every step, log scale)."""
     compared = sorted((r for r in records if r.result.phases is not None
-                       and any(v.ntk_matrices for v in r.result.phases.values)), key=lambda r: r.case)
+                       and any(v.ntk_matrices for v in r.result.phases.values)), key=by_case)
     if not compared:
         return None, None
     record = compared[0]
+    omitted = {rec.case: "not a phase comparison" for rec in records if rec.result.phases is None}
+    omitted.update({rec.case: (f"the figure shows one phase comparison, `{record.case}`" if rec in compared else
+                               "no NTK matrices recorded (training.matrix_checkpoints)")
+                    for rec in records if rec.result.phases is not None and rec is not record})
     r: TrainingResult = record.result
     values = r.phase_experiments()
     steps = sorted({t for v in values for t in v.ntk_matrices})
@@ -409,7 +416,7 @@ def _figure4(records) -> tuple[Figure | None, Figure | None]:
              f"{r.networks} networks")
     figure = Figure(
         name="training_figure4.png", panels=panels, columns=1 + len(steps), panel_size=(2.6, 2.6),
-        width_ratios=[1.6] + [1.0] * len(steps),
+        width_ratios=[1.6] + [1.0] * len(steps), covers=[rec.case for rec in records], omitted=omitted,
         caption=(f"The paper's Fig. 4 ({where}): per σ_w² (rows), left: Θ_c/Θ_d (mean of the class-diagonal blocks "
                  "over the mean of the diagonal) and Θ_n/Θ_d (mean of the off-class entries over the mean of the "
                  "diagonal) of network 0's output-trace probe NTK at every checkpoint, with the paper's error bars "
@@ -434,6 +441,7 @@ def _figure4(records) -> tuple[Figure | None, Figure | None]:
             losses.append(panel)
     loss_figure = Figure(
         name="training_losses.png", panels=losses, columns=2, panel_size=(4.6, 3.4),
+        covers=[rec.case for rec in records], omitted=dict(omitted),
         caption=(f"The loss panels of the paper's Fig. 4 ({where}): training and test loss at every step (log scale), "
                  "one colour per σ_w²; solid: network 0, faint: the other networks. The training loss of a state is "
                  "the loss its update minimized (the full training set's in full-batch training)."),
@@ -466,8 +474,12 @@ def _relative_change_figure(records) -> Figure | None:
         panels_of[key].append((record, experiment))
     if not panels_of:
         return None
+    drawn = {record.case for group in panels_of.values() for record, _ in group}
+    omitted = {record.case: ("a phase comparison (drawn per regime in training_claim3.png)"
+                             if record.result.phases is not None else "its own architecture was not trained")
+               for record in records if record.case not in drawn}
     panels = []
-    for key in sorted(panels_of, key=lambda k: tuple(str(v) for v in k)):
+    for key in sorted(panels_of, key=lambda k: natural_key(" ".join(str(v) for v in k))):
         name, depth, width, parametrization, optimizer, rate, steps, dataset = key
         title = f"{name}: $L = {depth}$, $n = {width}$, {optimizer} {rate:g}" + (
             f", {parametrization}" if parametrization != "standard" else "")
@@ -487,6 +499,7 @@ def _relative_change_figure(records) -> Figure | None:
         panels.append(panel)
     return Figure(
         name="training_relative_change.png", panels=panels, columns=3, panel_size=(4.4, 3.3),
+        covers=[record.case for record in records], omitted=omitted,
         caption=("Relative change of the probe NTK (output trace) during training, one panel per architecture and "
                  "training regime, one colour per phase; dots: the mean over networks at every checkpoint; band: "
                  "minimum to maximum over networks."))
@@ -496,7 +509,7 @@ def _ntk_matrices_figure(records) -> Figure | None:
     """Network 0's probe NTK before and after training, one row per phase, of the case name present
     in the most phases."""
     candidates = defaultdict(dict)
-    for record in sorted(records, key=lambda r: r.case):
+    for record in sorted(records, key=by_case):
         probe = record.result.probe_ntk
         if record.result.phases is None and probe is not None and probe.initial and probe.final:
             candidates[record.name].setdefault(record.phase, record)
@@ -504,6 +517,10 @@ def _ntk_matrices_figure(records) -> Figure | None:
         return None
     name = max(sorted(candidates), key=lambda n: len(candidates[n]))
     rows = [candidates[name][p] for p in sorted(candidates[name], key=lambda p: PHASE_ORDER.get(p, 9))]
+    shown = {record.case for record in rows}
+    omitted = {record.case: (f"one case per phase of `{name}` is shown" if record.name == name else
+                             f"another case than `{name}` (the one in the most phases)")
+               for record in records if record.case not in shown}
     panels = []
     for record in rows:
         r: TrainingResult = record.result
@@ -514,6 +531,7 @@ def _ntk_matrices_figure(records) -> Figure | None:
                                       colorbar_label=r"$\sum_i \Theta_{ii}(x, x')$", scale_key=record.case))
     return Figure(
         name="ntk_matrices.png", panels=panels, columns=2, panel_size=(3.6, 3.2),
+        covers=[record.case for record in records], omitted=omitted,
         caption=(f"Probe NTK (output trace) of network 0 of case `{name}` at initialization (left) and after training "
                  "(right), inputs grouped by class (axis ticks: class labels; white lines: class boundaries); the two "
                  "matrices of a row share one colour scale."))
