@@ -76,3 +76,23 @@ def test_a_readme_command_runs_as_written(command, shown, tmp_path):
             if line.startswith("FAIL  "):
                 name = line[6:].split("  ")[0].replace(" (...)", "").rstrip(".")
                 assert f"FAIL  {name}" in output, (name, output[-4000:])
+        _same_numbers(table, output)
+
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])")
+
+
+def _same_numbers(table: str, output: str) -> None:
+    """Every number of every line of the README's table appears in the line of the output that
+    starts the same way (its label: the text before the first number), times excepted."""
+    printed = output.splitlines()
+    for line in table.strip().splitlines():
+        numbers = NUMBER.findall(line.replace("(...)", ""))
+        if not numbers or re.search(r"\d+(\.\d+)?s\b|seconds", line):
+            continue
+        label = line[:NUMBER.search(line).start()].replace("(...)", "").strip()
+        candidates = [p for p in printed if p.strip().startswith(label[:40])] if label else []
+        assert candidates, f"no printed line starts like the README's {line!r}"
+        found = set(NUMBER.findall(" ".join(candidates)))
+        missing = [n for n in numbers if n not in found]
+        assert not missing, f"the README shows {missing} in {line!r}; the command prints {candidates}"
