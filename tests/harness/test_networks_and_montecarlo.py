@@ -77,6 +77,28 @@ def test_monte_carlo_is_the_same_whatever_the_chunking():
     np.testing.assert_array_equal(chunked.row, whole.row)
 
 
+@pytest.mark.parametrize("inputs", [31, 33, 65])
+def test_chunk_boundaries_inside_the_networks_and_inside_the_inputs_change_nothing(inputs, monkeypatch):
+    """The Monte Carlo's network chunks (a budget of 3 networks for 7: boundaries after networks 3
+    and 6) and the input chunks of ntk-vector-products (a byte budget of 7 inputs per chunk, its
+    rule CHUNK_BYTES // (3 O P itemsize): a partial last chunk at 31, 33 and 65 inputs) give the
+    rows of one unchunked call, entry by entry, against the reference implementation."""
+    import harness.ntk.vector_products as vector_products
+
+    arch = Architecture(widths=(4, 6, 6), sigma_w2=2.0, sigma_b2=0.1)
+    x = np.random.default_rng(inputs).standard_normal((inputs, 4)) / 2.0
+    impl = get_implementation("ntk-vector-products")
+    per_input = arch.parameter_count() * 8
+    monkeypatch.setattr(vector_products, "CHUNK_BYTES", 3 * 7 * per_input)
+    flat = {"all": torch.zeros(arch.parameter_count(), dtype=torch.float64)}
+    assert vector_products._inputs_per_chunk(flat, 1, inputs, True) == 7    # the Monte Carlo calls K(x, x)
+    budget = 3 * bytes_per_network(arch, inputs, torch.float64, torch.float32, impl)
+    chunked = sample_ntk(arch, x, networks=7, seed=3, implementation=impl, memory_budget_bytes=budget)
+    reference = sample_ntk(arch, x, networks=7, seed=3, implementation=get_implementation("jacobian"))
+    assert chunked.chunk_size == 3 and reference.chunk_size == 7
+    np.testing.assert_allclose(chunked.row, reference.row, rtol=1e-10, atol=0)
+
+
 def test_a_network_larger_than_the_budget_fails_with_the_estimate():
     arch = Architecture(widths=(64, 64, 64), sigma_w2=2.0)
     with pytest.raises(MemoryBudgetError, match=r"MiB .* more than the memory budget of 0\.1 MiB"):
