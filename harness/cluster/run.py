@@ -31,7 +31,8 @@ class _Submitted:
     case_id: str
     kind: str
     nodeid: str
-    future: object
+    key: str
+    future: object   # dropped once its result arrived, so the cluster frees it (and never recomputes it)
     result: TaskResult | None = None
 
 
@@ -73,7 +74,7 @@ class ClusterRun:
         key = f"ntk-harness-{self.token}-{len(self.submitted)}"
         future = self.client.submit(run_case_task, case, self.options, self.root, self.cwd, fingerprint(),
                                     key=key, pure=False)
-        self.submitted.append(_Submitted(case.id, case.kind, nodeid_of(case, self.root), future))
+        self.submitted.append(_Submitted(case.id, case.kind, nodeid_of(case, self.root), key, future))
 
     def close(self) -> None:
         """Release the tasks and the client; stop the LocalCluster this run started."""
@@ -90,9 +91,11 @@ class ClusterRun:
             return []
         from distributed import as_completed
 
-        index = {item.future.key: item for item in self.submitted}
-        for future in as_completed([item.future for item in self.submitted]):
+        index = {item.key: item for item in self.submitted}
+        pending = as_completed([item.future for item in self.submitted])
+        for future in pending:
             self._receive(index[future.key])
+            del future
             self._print_ready()
         self._read_reruns()
         return [item.result.record for item in self.submitted]
@@ -100,7 +103,7 @@ class ClusterRun:
     def finished(self) -> list[CaseRecord]:
         """After an interrupt: every record that arrived or that the cluster has finished."""
         for item in self.submitted:
-            if item.result is None and item.future.status in ("finished", "error"):
+            if item.result is None and item.future is not None and item.future.status in ("finished", "error"):
                 try:
                     self._receive(item, timeout=FETCH_AFTER_INTERRUPT)
                 except Exception:   # the cluster is going away: keep what arrived
@@ -119,6 +122,7 @@ class ClusterRun:
             raise
         except BaseException as exc:   # KilledWorker, a lost scheduler, an exception that escaped the task
             item.result = TaskResult(self._failed(item, exc))
+        item.future = None
 
     def _failed(self, item: _Submitted, exc: BaseException) -> CaseRecord:
         name = type(exc).__name__
@@ -152,7 +156,7 @@ class ClusterRun:
                 print(flush=True)
 
     def _read_reruns(self) -> None:
-        keys = {item.future.key: item.nodeid for item in self.submitted}
+        keys = {item.key: item.nodeid for item in self.submitted}
         if self.client is not None and keys:
             self.reruns = reruns_module.attempts(self.client.get_events(reruns_module.STARTED),
                                                  self.client.get_events("all"), keys)

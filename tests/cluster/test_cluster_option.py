@@ -89,33 +89,38 @@ def test_a_run_without_the_option_never_imports_dask(case_dir):
 
 
 def test_retries_are_counted_from_the_start_announcements_and_explained_by_the_departures():
-    keys = {"k0": "a.toml::x", "k1": "a.toml::y", "k2": "a.toml::z", "k3": "a.toml::w", "k4": "a.toml::v"}
+    keys = {f"k{i}": f"a.toml::{name}" for i, name in enumerate("xyzwvu")}
     started = [(t, {"key": key, "worker": worker}) for t, key, worker in [
-        (1, "k0", "tcp://w1"), (2, "k0", "tcp://w2"), (3, "k0", "tcp://w5"),   # x: lost twice, then ran
+        (1, "k0", "tcp://w1"), (2, "k0", "tcp://w2"), (3, "k0", "tcp://w5"),   # x: lost twice while running
         (4, "k1", "tcp://w5"),                                                 # y: waited on w1, ran on w5
         (1, "k2", "tcp://w3"), (5, "k2", "tcp://w5"),                          # z: w3 left cleanly
         (6, "k3", "tcp://w5"), (7, "k3", "tcp://w6"),                          # w: twice, no departure
-        (8, "k4", "tcp://w5"), (9, "other", "tcp://w1")]]                      # v: nothing happened
+        (8, "k4", "tcp://w5"),                                                 # v: nothing happened
+        (1, "k5", "tcp://w1"), (9, "k5", "tcp://w6"),                          # u: its result died with w1
+        (9, "other", "tcp://w1")]]
     removed = [
         (1.0, {"action": "add-worker", "worker": "tcp://w1"}),
         (2.0, {"action": "remove-worker", "worker": "tcp://w1", "processing-tasks": {"k0", "k1", "x"},
-               "expected": False}),
+               "lost-computed-tasks": {"k5"}, "expected": False}),
         (3.0, {"action": "remove-worker", "worker": "tcp://w2", "processing-tasks": ["k0"], "expected": False}),
         (4.0, {"action": "remove-worker", "worker": "tcp://w3", "processing-tasks": ["k2"], "expected": True}),
         (5.0, {"action": "remove-worker", "worker": "tcp://w4", "processing-tasks": [], "expected": False}),
         (6.0, "a message of another kind"),
     ]
     found = attempts(started, removed, keys)
-    assert sorted(found) == ["a.toml::w", "a.toml::x", "a.toml::y", "a.toml::z"]
-    x, y, z, w = (found[f"a.toml::{name}"] for name in "xyzw")
-    assert (x.retries, x.died, x.lost_runs) == (2, 2, ["tcp://w1", "tcp://w2"])
-    assert (y.retries, y.died, y.lost_runs) == (0, 1, [])
-    assert (z.retries, z.died, z.lost_runs) == (1, 0, ["tcp://w3"])
-    assert (w.retries, w.lost_on) == (1, [])
-    assert describe("a.toml::x", x) == ("a.toml::x: run 3 times (Dask ran it again after workers tcp://w1, "
-                                        "tcp://w2 died while running it)")
-    assert describe("a.toml::y", y) == ("a.toml::y: run once (moved to another worker after worker tcp://w1 died "
-                                        "before it started there)")
-    assert describe("a.toml::z", z) == ("a.toml::z: run 2 times (Dask ran it again after worker tcp://w3 went away "
-                                        "while running it)")
-    assert describe("a.toml::w", w) == "a.toml::w: run 2 times (no departure of its worker on record)"
+    assert sorted(found) == ["a.toml::u", "a.toml::w", "a.toml::x", "a.toml::y", "a.toml::z"]
+    x, y, z, w, u = (found[f"a.toml::{name}"] for name in "xyzwu")
+    assert (x.retries, x.lost) == (2, [("tcp://w1", "running", True), ("tcp://w2", "running", True)])
+    assert (y.retries, y.lost) == (0, [("tcp://w1", "waiting", True)])
+    assert (z.retries, z.lost) == (1, [("tcp://w3", "running", False)])
+    assert (w.retries, w.lost) == (1, [])
+    assert (u.retries, u.lost) == (1, [("tcp://w1", "result", True)])
+    assert describe("a.toml::x", x) == ("a.toml::x: run 3 times by Dask (run again after worker tcp://w1 died while "
+                                        "running it; run again after worker tcp://w2 died while running it)")
+    assert describe("a.toml::y", y) == ("a.toml::y: run once by Dask (moved to another worker after worker tcp://w1 "
+                                        "died before it started there)")
+    assert describe("a.toml::z", z) == ("a.toml::z: run 2 times by Dask (run again after worker tcp://w3 left the "
+                                        "cluster while running it)")
+    assert describe("a.toml::w", w) == "a.toml::w: run 2 times by Dask (no departure of its worker on record)"
+    assert describe("a.toml::u", u) == ("a.toml::u: run 2 times by Dask (run again after worker tcp://w1 died "
+                                        "holding its result)")

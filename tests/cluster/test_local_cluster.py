@@ -71,11 +71,11 @@ def test_a_worker_killed_mid_run_is_rescheduled_and_the_run_says_so(case_dir, di
     assert marker.exists(), "no worker ran the implementation"
     assert cluster.returncode == 0, explain(cluster)
     lines = cluster.stderr.splitlines()
-    again = [line for line in lines if ": run 2 times (Dask ran it again after worker tcp://" in line
+    again = [line for line in lines if ": run 2 times by Dask (run again after worker tcp://" in line
              and line.endswith(" died while running it)")]
     assert len(again) == 1, cluster.stderr
     # a case waiting behind it on the same worker is moved, not run again, and said so
-    moved = [line for line in lines if ": run once (moved to another worker after worker tcp://" in line]
+    moved = [line for line in lines if ": run once by Dask (moved to another worker after worker tcp://" in line]
     assert len(lines) == 1 + len(again) + len(moved) + 1, cluster.stderr   # the cluster's line, these, the summary
     assert lines[-1] == "ntk-harness run: 6 passed; 1 case run again after a worker died", lines[-1]
     theirs = document.ResultsDocument.from_json(json.loads(cluster.stdout))
