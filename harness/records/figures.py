@@ -31,6 +31,8 @@ class Series:
     low: list[float] | None = None
     high: list[float] | None = None
     color_key: str | None = None
+    #: a value on the figure's colour scale (``Figure.color_scale``) instead of a colour key
+    color_value: float | None = None
 
     def __post_init__(self):
         if self.style not in STYLES:
@@ -86,6 +88,9 @@ class Figure:
     width_ratios: list[float] | None = None
     covers: list[str] = field(default_factory=list)
     omitted: dict[str, str] = field(default_factory=dict)
+    #: (colormap name, label): series with a ``color_value`` take their colour from it, and the
+    #: figure gets one colour bar with that label
+    color_scale: tuple[str, str] | None = None
 
     def omissions(self) -> str:
         """The sentence report.md adds after the caption: the cases not drawn, grouped by reason."""

@@ -24,6 +24,7 @@ KNOWN = {
     "dispersion_offdiagonal_vs_depth.png": "no sweep over depth measured off-diagonal entries",
     "dispersion_vs_correlation.png": "no dispersion case measured off-diagonal entries "
                                      "(inputs.inner_products with 2 or more values)",
+    "paper_dispersion.png": "no depth sweep over the paper's grid (at least 8 values of sigma_w^2 and 10 depths)",
     "training_relative_change.png": "no training case ran",
     "training_claim3.png": "no phase comparison (claim 3) ran",
     "training_figure4.png": "no phase comparison recorded NTK matrices (training.matrix_checkpoints)",
@@ -80,9 +81,11 @@ def _colors(figure: Figure) -> dict[str, str]:
     return {key: f"C{i % 10}" for i, key in enumerate(keys)}
 
 
-def _draw_panel(ax, panel: Panel, colors: dict[str, str]) -> None:
+def _draw_panel(ax, panel: Panel, colors: dict[str, str], scale=None) -> None:
     for index, series in enumerate(panel.series):
         color = colors.get(series.color_key, f"C{index % 10}")
+        if series.color_value is not None and scale is not None:
+            color = scale.to_rgba(series.color_value)
         x = np.asarray(series.x, dtype=float)
         y = np.asarray([np.nan if v is None else v for v in series.y], dtype=float)
         label = series.label or None
@@ -160,6 +163,21 @@ def _draw_matrix(fig, ax, panel: MatrixPanel, scale: tuple[float, float] | None)
     ax.set_title(panel.title, fontsize=8)
 
 
+def _color_scale(figure: Figure):
+    """The ScalarMappable of the figure's colour scale over its series' ``color_value`` (or None)."""
+    if figure.color_scale is None:
+        return None
+    from matplotlib import cm
+    from matplotlib.colors import Normalize
+
+    values = [s.color_value for p in figure.panels for s in getattr(p, "series", []) if s.color_value is not None]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    return cm.ScalarMappable(norm=Normalize(low, high if high > low else low + 1.0),
+                             cmap=figure.color_scale[0])
+
+
 def render(figure: Figure, path: Path) -> None:
     """Draw ``figure`` into the PNG file ``path``."""
     plt = _pyplot()
@@ -186,14 +204,19 @@ def draw(figure: Figure):
                 values = values[values > 0] if (values > 0).any() else np.array([1.0])
             low, high = scales.get(panel.scale_key, (math.inf, -math.inf))
             scales[panel.scale_key] = (min(low, float(np.nanmin(values))), max(high, float(np.nanmax(values))))
+    scale = _color_scale(figure)
     for ax, panel in zip(axes, figure.panels):
         if isinstance(panel, MatrixPanel):
             _draw_matrix(fig, ax, panel, scales.get(panel.scale_key))
         else:
-            _draw_panel(ax, panel, colors)
+            _draw_panel(ax, panel, colors, scale)
     for ax in axes[count:]:
         ax.set_visible(False)
     fig.tight_layout()
+    if scale is not None:
+        bar = fig.colorbar(scale, ax=list(axes[:count]), fraction=0.02, pad=0.01)
+        bar.set_label(figure.color_scale[1], fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     seen: dict[str, object] = {}
     for ax in axes[:count]:
         for handle, label in zip(*ax.get_legend_handles_labels()):

@@ -179,7 +179,8 @@ class DispersionResult(KindResult):
     @classmethod
     def figures(cls, records) -> list[Figure]:
         usable = [r for r in records if r.result is not None and r.result.diagonal.statistics.get("dispersion")]
-        drawn = (_dispersion_vs_depth(usable), _off_diagonal_vs_depth(usable), _dispersion_vs_correlation(usable))
+        drawn = (_dispersion_vs_depth(usable), _off_diagonal_vs_depth(usable), _dispersion_vs_correlation(usable),
+                 _paper_figure(usable))
         return [figure for figure in drawn if figure is not None]
 
 
@@ -425,6 +426,73 @@ def _dispersion_vs_correlation(records) -> Figure | None:
                  "of each entry where it is a closed form (the diagonal of ReLU with σ_b² = 0); dashed lines with "
                  "bands: Monte Carlo estimates of the exact sampler with ±2 standard errors; the infinite-width NTK "
                  "is deterministic (dispersion 1)."))
+
+
+#: The paper's own layout needs its grid: at least this many values of sigma_w^2 and of depths.
+PAPER_GRID = (8, 10)
+
+
+def _paper_figure(records) -> Figure | None:
+    """The paper's layout for its grid (a depth sweep over many sigma_w^2, one colour per sigma_w^2
+    on a colour scale): the diagonal's dispersion against depth with every sigma_w^2 in one panel
+    (measured dots, the exact finite-width curve as a line), and the dispersion against
+    <x0, x> at four depths (measured dots joined, the exact joint law's Monte Carlo dashed)."""
+    import reference
+
+    by_name = defaultdict(list)
+    for rec in records:
+        a = rec.result.architecture
+        if _uniform_width(a) is not None and a.activation == "relu" and a.sigma_b2 == 0 and len(rec.result.entries) > 1:
+            by_name[(rec.name, _uniform_width(a))].append(rec)
+    grids = {key: recs for key, recs in by_name.items()
+             if len({r.result.architecture.sigma_w2 for r in recs}) >= PAPER_GRID[0]
+             and len({r.result.architecture.depth for r in recs}) >= PAPER_GRID[1]}
+    if not grids:
+        return None
+    (name, width), chosen = max(grids.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    omitted = {rec.case: f"not the paper's grid (at least {PAPER_GRID[0]} values of sigma_w^2 and "
+                         f"{PAPER_GRID[1]} depths of one case): see dispersion_vs_depth.png"
+               for rec in records if rec not in chosen}
+    depths = sorted({rec.result.architecture.depth for rec in chosen})
+    picks = [depths[round(i * (len(depths) - 1) / 3)] for i in range(4)]
+    diagonal = Panel(title=f"$\\Theta(x, x)$, `{name}` ($n = {width}$)", xlabel="depth $L$",
+                     ylabel=r"$E[\Theta^2]/E[\Theta]^2$", yscale="log")
+    at_depth = {d: Panel(title=f"$L = {d}$", xlabel=r"$\langle x_0, x \rangle$",
+                         ylabel=r"dispersion of $\Theta(x_0, x)$", yscale="log") for d in picks}
+    for sigma, group in _by_sigma_w2_then_depth(chosen):
+        a = group[0].result.architecture
+        first = sigma == min(r.result.architecture.sigma_w2 for r in chosen)
+        diagonal.series.append(Series(x=[r.result.architecture.depth for r in group],
+                                      y=[r.result.diagonal.value("dispersion") for r in group], style="points",
+                                      color_value=sigma, label="measured" if first else ""))
+        exact = [(d, reference.ExactLaw((a.input_dim,) + (width,) * d, sigma, trainable_bias=a.trainable_bias,
+                                        input_norm_sq=group[0].result.input_norm_sq).dispersion())
+                 for d in range(1, max(depths) + 1)]
+        diagonal.series.append(Series(x=[d for d, _ in exact], y=[v for _, v in exact], style="line",
+                                      color_value=sigma, label="exact, finite width" if first else ""))
+        for rec in group:
+            if rec.result.architecture.depth not in at_depth:
+                continue
+            entries = sorted(rec.result.entries, key=lambda e: e.cosine)
+            panel = at_depth[rec.result.architecture.depth]
+            panel.series.append(Series(x=[e.cosine for e in entries], y=[e.value("dispersion") for e in entries],
+                                       style="points", color_value=sigma))
+            theory = [(e.cosine, e.exact_dispersion) for e in entries if e.exact_dispersion is not None]
+            if len(theory) >= 2:
+                panel.series.append(Series(x=[c for c, _ in theory], y=[v for _, v in theory], style="dashed",
+                                           color_value=sigma,
+                                           label="exact law (Monte Carlo off the diagonal)" if first else ""))
+    sigmas = sorted({rec.result.architecture.sigma_w2 for rec in chosen})
+    return Figure(
+        name="paper_dispersion.png", panels=[diagonal] + [at_depth[d] for d in picks], columns=5,
+        panel_size=(3.4, 3.0), width_ratios=[1.6, 1, 1, 1, 1], covers=[rec.case for rec in records],
+        omitted=omitted, color_scale=("viridis", "$\\sigma_w^2$"),
+        caption=(f"The paper's layout for case `{name}` (n = {width}, {len(sigmas)} values of σ_w² from "
+                 f"{sigmas[0]:g} to {sigmas[-1]:g}, depths {depths[0]}..{depths[-1]}; colour: σ_w²). Left: the "
+                 "dispersion E[Θ²]/E[Θ]² of the diagonal Θ(x, x) against depth, measured (dots) and the exact "
+                 "finite-width law (lines, closed form). Right: the dispersion of Θ(x0, x) against ⟨x0, x⟩ at "
+                 f"depths {', '.join(map(str, picks))}, measured (dots) and the exact joint law (dashed; Monte "
+                 "Carlo estimates off the diagonal, their errors in dispersion_offdiagonal_vs_depth.png)."))
 
 
 __all__ = ["AsymptoticReference", "DifferentialResult", "DispersionResult", "EntryResult", "PHASES"]
