@@ -15,7 +15,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # records_compare, for the test modules
 
 MISSING_EXTRA = "the cluster extra is not installed: pip install -e '.[cluster]'"
-HAVE_DISTRIBUTED = importlib.util.find_spec("distributed") is not None
+
+
+def _have_distributed() -> bool:
+    try:
+        return importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):   # ValueError: sys.modules["distributed"] is None
+        return False
+
+
+HAVE_DISTRIBUTED = _have_distributed()
 
 DISPERSION = textwrap.dedent("""
     [[case]]
