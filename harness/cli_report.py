@@ -11,6 +11,7 @@ on stderr, ``ntk-harness report: error: ...``).
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 _PROG = "ntk-harness report"
@@ -56,7 +57,10 @@ def main(args) -> int:
     except ReportInterrupted as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 130
-    passed = sum(1 for r in merged.records if r.passed)
-    print(f"{len(merged.records)} cases ({passed} passed) from {len(documents)} file(s) -> {args.out} "
+    from harness.records.base import OUTCOMES
+
+    counts = Counter(r.outcome for r in merged.records)
+    outcomes = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
+    print(f"{len(merged.records)} cases ({outcomes or 'none'}) from {len(documents)} file(s) -> {args.out} "
           f"({', '.join(written)})")
     return 0

@@ -25,11 +25,13 @@ KNOWN = {
     "dispersion_vs_correlation.png": "no dispersion case measured off-diagonal entries "
                                      "(inputs.inner_products with 2 or more values)",
     "paper_dispersion.png": "no depth sweep over the paper's grid (at least 8 values of sigma_w^2 and 10 depths)",
-    "training_relative_change.png": "no training case ran",
+    "training_relative_change.png": "no training case without [case.phases] ran (phase comparisons: "
+                                    "training_claim3.png)",
     "training_claim3.png": "no phase comparison (claim 3) ran",
     "training_figure4.png": "no phase comparison recorded NTK matrices (training.matrix_checkpoints)",
     "training_losses.png": "no phase comparison recorded NTK matrices (training.matrix_checkpoints)",
-    "ntk_matrices.png": "no training case recorded probe NTK matrices",
+    "ntk_matrices.png": "no training case without [case.phases] recorded probe NTK matrices (a phase "
+                        "comparison's: training_figure4.png)",
     "benchmarks.png": "no benchmarks ran in this session or were given",
 }
 

@@ -223,7 +223,8 @@ def test_two_cases_of_one_name_are_refused_naming_both_tables(case_dir):
     (case_dir / "twice.toml").write_text(CASE.format(markers="[]") + CASE.format(markers="[]"))
     result = run([sys.executable, "-m", "harness.cli", "run", "twice.toml"], case_dir)
     assert result.returncode == 2
-    assert "twice.toml: case 'tiny': key 'name': two cases are named 'tiny': [[case]] tables 1 and 2" in result.stderr
+    assert "twice.toml: case 'tiny': key 'name': two cases have the id 'tiny[" in result.stderr
+    assert "[[case]] tables 1 and 2 of the file" in result.stderr
 
 
 def test_an_implementation_given_by_file_path_loads(case_dir, tmp_path):
