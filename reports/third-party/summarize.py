@@ -42,7 +42,7 @@ def summarize(name: str, document: dict) -> list[str]:
     reasons = collections.Counter(r.get("error") or "" for r in records
                                   if r["outcome"] == "skipped")
     for reason, n in reasons.items():
-        lines.append(f"- skipped ({n}): {str(reason)[:300]}")
+        lines.append(f"- skipped ({n}): {str(reason)[:600]}")
     return lines + [""]
 
 
