@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--benchmarks", type=Path, nargs="+", default=[], metavar="BENCH.json",
                         help="pytest-benchmark JSON files (--benchmark-json) to include")
     parser.add_argument("--title", default="ntk-harness report", help="title of report.md")
+    parser.add_argument("--gzip", action="store_true",
+                        help="write the merged records as results.json.gz (reports to commit; read back by every "
+                             "command that reads results.json)")
 
 
 def main(args) -> int:
@@ -53,7 +56,8 @@ def main(args) -> int:
         return 2
     try:
         written = write_report(args.out, merged, baseline=baseline,
-                               baseline_path=str(args.baseline) if args.baseline else None, title=args.title)
+                               baseline_path=str(args.baseline) if args.baseline else None, title=args.title,
+                               gzip_results=args.gzip)
     except ReportInterrupted as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 130

@@ -175,7 +175,7 @@ def _peak_memory(extra: dict) -> str:
 
 
 def render(document: ResultsDocument, figures: list[tuple[str, str]], skipped: list[str],
-           comparison_lines: list[str], title: str = "ntk-harness report") -> str:
+           comparison_lines: list[str], title: str = "ntk-harness report", results: str = "results.json") -> str:
     """The whole report.md. ``figures``: (file name, caption); ``skipped``: why a figure is absent."""
     records = document.records
     lines = [f"# {title}", "",
@@ -184,7 +184,7 @@ def render(document: ResultsDocument, figures: list[tuple[str, str]], skipped: l
              "percentile bootstrap otherwise); \"accepted\" is the calibrated acceptance interval of the exact "
              "finite-width law at the case's share of its false-alarm rate: a correct NTK lands outside it with "
              "at most that probability. \"detectable scale c\": the factors c < 1 and c > 1 at which a kernel "
-             "scaled by c is caught with probability 0.9. The machine-readable records are in `results.json`.", ""]
+             f"scaled by c is caught with probability 0.9. The machine-readable records are in `{results}`.", ""]
     lines += run_section(document)
     lines += cases_section(records)
     lines += failures_section(records)

@@ -1,5 +1,9 @@
 """Write a report directory: results.json, report.md, figures, each file atomically.
 
+With ``gzip_results`` the records are ``results.json.gz`` instead (paper-size reports that are
+committed: the 784-point sweep is 21 MB as JSON), written without a time stamp so that the
+same records give the same bytes; the other form of an earlier report is removed.
+
 ``results.json`` is written first and moved into place at once (the records are what must
 never be lost); then each figure and ``report.md`` are written into a fresh hidden directory
 next to the target (the same file system; a figure that fails to draw is skipped with its
@@ -16,13 +20,14 @@ of a report directory holding many runs (:mod:`harness.report.session`).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from harness.files import atomic_symlink, atomic_write_text
+from harness.files import atomic_symlink, atomic_write_bytes, atomic_write_text
 from harness.records.document import ResultsDocument
 from harness.report import baseline as baseline_module
 from harness.report import figures as figures_module
@@ -44,24 +49,36 @@ class ReportInterrupted(Exception):
 
 
 def write_report(directory: Path, document: ResultsDocument, *, baseline: ResultsDocument | None = None,
-                 baseline_path: str | None = None, title: str = "ntk-harness report") -> list[str]:
+                 baseline_path: str | None = None, title: str = "ntk-harness report",
+                 gzip_results: bool = False) -> list[str]:
     """Render ``document`` into ``directory``; return the file names written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    results = RESULTS + ".gz" if gzip_results else RESULTS
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        atomic_write_text(directory / RESULTS, document.dumps())
+        _write_results(directory, results, document)
         try:
-            return _render_into(directory, staging, document, baseline, baseline_path, title)
+            return _render_into(directory, staging, document, baseline, baseline_path, title, results)
         except KeyboardInterrupt:
-            _keep_interrupted(directory, document)
-            raise ReportInterrupted(directory / RESULTS, len(document.records)) from None
+            _keep_interrupted(directory, document, results)
+            raise ReportInterrupted(directory / results, len(document.records)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _write_results(directory: Path, name: str, document: ResultsDocument) -> None:
+    if name.endswith(".gz"):
+        atomic_write_bytes(directory / name, gzip.compress(document.dumps().encode("utf-8"), mtime=0))
+    else:
+        atomic_write_text(directory / name, document.dumps())
+    other = RESULTS if name.endswith(".gz") else RESULTS + ".gz"
+    with contextlib.suppress(FileNotFoundError):
+        (directory / other).unlink()
+
+
 def _render_into(directory: Path, staging: Path, document: ResultsDocument, baseline, baseline_path,
-                 title: str) -> list[str]:
+                 title: str, results: str) -> list[str]:
     """Figures, the comparison and report.md into ``staging``, then moved into ``directory``."""
     drawn, skipped = figures_module.draw_all(document, staging)
     comparison_lines = []
@@ -72,12 +89,12 @@ def _render_into(directory: Path, staging: Path, document: ResultsDocument, base
         comparison_lines = baseline_module.markdown(comparison, baseline_path or "baseline")
         (staging / COMPARISON).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
         extra_files.append(COMPARISON)
-    (staging / REPORT).write_text(markdown.render(document, drawn, skipped, comparison_lines, title=title),
-                                  encoding="utf-8")
+    (staging / REPORT).write_text(markdown.render(document, drawn, skipped, comparison_lines, title=title,
+                                                  results=results), encoding="utf-8")
     order = [name for name, _ in drawn] + extra_files + [REPORT]
     for name in order:
         os.replace(staging / name, directory / name)
-    order.insert(0, RESULTS)
+    order.insert(0, results)
     drawn_names = {name for name, _ in drawn}
     for name in figures_module.KNOWN:
         if name not in drawn_names and (directory / name).exists():
@@ -87,15 +104,15 @@ def _render_into(directory: Path, staging: Path, document: ResultsDocument, base
     return order
 
 
-def _keep_interrupted(directory: Path, document: ResultsDocument) -> None:
+def _keep_interrupted(directory: Path, document: ResultsDocument, results: str = RESULTS) -> None:
     """The records with ``complete: false`` and a report.md that says so; no stale figure stays linked."""
     document.complete = False
-    atomic_write_text(directory / RESULTS, document.dumps())
+    _write_results(directory, results, document)
     for name in figures_module.KNOWN:
         if (directory / name).exists():
             (directory / name).unlink()
     atomic_write_text(directory / REPORT, f"# ntk-harness report (interrupted)\n\nInterrupted while the figures "
-                                          f"were drawn: the {len(document.records)} records are in `{RESULTS}` "
+                                          f"were drawn: the {len(document.records)} records are in `{results}` "
                                           "(complete = false); `ntk-harness report` redraws the report from it.\n")
 
 

@@ -148,6 +148,24 @@ def test_a_gzip_compressed_results_file_reads_back_the_same_records(tmp_path):
         records.load(truncated)
 
 
+def test_report_gzip_writes_results_json_gz_only_deterministic_and_named_in_report_md(tmp_path):
+    """--gzip (reports to commit): results.json.gz replaces results.json, the same records give the
+    same bytes (no time stamp in the gzip header), report.md names the file, and it reads back."""
+    document = _document(_dispersion("x[1]", 2.0, 4, 1.5, (1.4, 1.6)))
+    out = tmp_path / "r"
+    writer.write_report(out, document)
+    assert (out / "results.json").exists()
+    written = writer.write_report(out, document, gzip_results=True)
+    assert written[0] == "results.json.gz" and not (out / "results.json").exists()
+    first = (out / "results.json.gz").read_bytes()
+    writer.write_report(out, document, gzip_results=True)
+    assert (out / "results.json.gz").read_bytes() == first
+    assert "records are in `results.json.gz`" in (out / "report.md").read_text()
+    assert records.load(out / "results.json.gz").to_json() == document.to_json()
+    writer.write_report(out, document)   # and back: no stale .gz beside the new results.json
+    assert (out / "results.json").exists() and not (out / "results.json.gz").exists()
+
+
 def test_baseline_reports_verdicts_changed_statistics_and_slower_benchmarks():
     old = _document(_dispersion("a", 2.0, 2, 1.5, (1.4, 1.6), seed=1), _dispersion("b", 2.0, 4, 2.5, (2.3, 2.7)),
                     _dispersion("gone", 1.0, 2, 1.1, (1.0, 1.2)), bench=[_bench("fast", 1e-3), _bench("same", 1e-3)])
