@@ -188,6 +188,28 @@ class Differential:
     reference_float32_error: float | None = None
 
 
+def _relative_error(got: torch.Tensor, want: torch.Tensor, scale: float, what: str) -> tuple[float, str]:
+    """``max|got - want| / scale`` (NaN counts as infinite; a shape mismatch is infinite) and where
+    the largest difference sits, for the differential check's record."""
+    if tuple(got.shape) != tuple(want.shape):
+        return float("inf"), f"{what} has shape {list(got.shape)}, expected {list(want.shape)}"
+    difference = (got - want).abs()
+    difference = torch.where(torch.isnan(difference), torch.full_like(difference, float("inf")), difference)
+    error = float(difference.max()) / scale if scale > 0 else float(difference.max())
+    position = np.unravel_index(int(difference.argmax()), tuple(difference.shape))
+    return error, (f"{what}[{', '.join(map(str, position))}] = {float(got[position]):.10g}, "
+                   f"reference {float(want[position]):.10g}")
+
+
+def _diagnosis(worst_case, f, x64: torch.Tensor, rtol: float) -> str:
+    """The agreement kind's diagnosis of the worst rechecked network's disagreement."""
+    from harness.ntk.diagnosis import diagnose
+
+    own64, expected, params64 = worst_case
+    return diagnose(own64, expected, f=f, params64={k: v.cpu() for k, v in params64.items()},
+                    x1=x64.cpu(), x2=x64.cpu(), num_layers=f.num_layers, rtol=rtol, earlier=[])
+
+
 def differential_check(
     architecture: Architecture,
     inputs: np.ndarray,
@@ -255,29 +277,14 @@ def differential_check(
         for what, got, want in (("K(X, X)", own64, expected),
                                 ("the row call K(X[0:1], X)", row.detach().to("cpu", torch.float64), expected[:1]),
                                 ("the Monte Carlo's row Theta(x0, X)", torch.as_tensor(rows[index]), expected[0])):
-            if tuple(got.shape) != tuple(want.shape):
-                error = float("inf")
-                where = f"network {int(index)}: {what} has shape {list(got.shape)}, expected {list(want.shape)}"
-            else:
-                difference = (got - want).abs()
-                difference = torch.where(torch.isnan(difference), torch.full_like(difference, float("inf")), difference)
-                error = float(difference.max()) / scale if scale > 0 else float(difference.max())
-                position = np.unravel_index(int(difference.argmax()), tuple(difference.shape))
-                where = (f"network {int(index)}: {what}[{', '.join(map(str, position))}] = "
-                         f"{float(got[position]):.10g}, reference {float(want[position]):.10g}")
+            error, where = _relative_error(got, want, scale, f"network {int(index)}: {what}")
             if not error <= worst_error:
                 worst_error, worst = error, where
                 worst_case = (own64, expected, params64)
         checked += 1
     found = tolerance("float32" if dtype == torch.float32 else "float64", reference_error=float32_error, tf32=tf32)
     rtol = found.rtol
-    diagnosis = ""
-    if worst_case is not None and worst_error > rtol:
-        from harness.ntk.diagnosis import diagnose
-
-        own64, expected, params64 = worst_case
-        diagnosis = diagnose(own64, expected, f=f, params64={k: v.cpu() for k, v in params64.items()},
-                             x1=x64.cpu(), x2=x64.cpu(), num_layers=f.num_layers, rtol=rtol, earlier=[])
+    diagnosis = _diagnosis(worst_case, f, x64, rtol) if worst_case is not None and worst_error > rtol else ""
     return Differential(rechecked=checked, max_relative_error=worst_error, worst=worst,
                         seconds=time.perf_counter() - start, diagnosis=diagnosis, rtol=rtol,
                         tolerance_rule=found.rule, reference_float32_error=float32_error)
