@@ -29,6 +29,11 @@ from torch.func import vmap
 from harness.networks import MLP, Architecture, init_parameters, unstack
 from harness.ntk.registry import ImplementationError, NTKImplementation
 
+#: torch's out-of-memory error: ``torch.OutOfMemoryError`` since torch 2.5, ``torch.cuda.OutOfMemoryError``
+#: before (the declared floor is torch 2.3; an ``except`` naming a missing attribute would turn every
+#: exception passing through it, a Ctrl-C included, into an AttributeError)
+_TORCH_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
 
 class MemoryBudgetError(MemoryError):
     """One network's NTK does not fit the memory budget."""
@@ -149,7 +154,7 @@ def sample_ntk(
                 )
         except ImplementationError:
             raise
-        except (MemoryError, torch.OutOfMemoryError) as exc:
+        except (MemoryError, _TORCH_OUT_OF_MEMORY) as exc:
             # the machine's limit, not the implementation's fault
             raise MemoryBudgetError(
                 f"out of memory computing the NTK of {len(indices)} networks at once ({exc}); "

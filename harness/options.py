@@ -89,6 +89,11 @@ RUN_OPTIONS = (
     Option("tf32", "float32 agreement with TF32-level error (about 1e-4 relative: matmuls on 10 mantissa bits): "
                    "reject (default; the float32 tolerance is derived from the reference's own float32 error, "
                    "about 1e-6) or allow (tolerance 1e-3, said in the record)", default="reject", metavar="POLICY"),
+    Option("calibration", "the calibrated checks of the diagonal's exact law: decide (default: the interval's "
+                          "verdict from the replicates it needs, usually one block; the interval itself and the "
+                          "simulated detectable scale only where a check fails) or full (every replicate: the "
+                          "interval and the simulated detectable scale always; cached)", default="decide",
+           metavar="MODE"),
     Option("resume", "reuse the record of every case an earlier run finished with the same case, options, "
                      "package versions and harness source (stored under the cache directory's records/), so an "
                      "interrupted sweep continues where it stopped", action="store_true", default=False),
@@ -140,6 +145,7 @@ class RunOptions:
     timeout_seconds: float | None = None   # None: the case's own ``timeout``, else DEFAULT_TIMEOUT_SECONDS
     resume: bool = False
     tf32: str = "reject"   # --ntk-tf32: reject or allow float32 agreement at TF32-level error
+    calibration: str = "decide"   # --ntk-calibration: decide or full (harness.kinds.dispersion.run)
     progress: Callable[[int, int], None] | None = None  # progress(done, total) of a long Monte Carlo
 
 
@@ -186,6 +192,9 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
     tf32 = get("ntk_tf32") or "reject"
     if tf32 not in ("reject", "allow"):
         raise OptionError(f"--ntk-tf32: expected reject or allow, got {_shown(tf32)}")
+    calibration = get("ntk_calibration") or "decide"
+    if calibration not in ("decide", "full"):
+        raise OptionError(f"--ntk-calibration: expected decide or full, got {_shown(calibration)}")
     dtype = get("ntk_dtype")
     if dtype is not None and dtype not in DTYPE_NAMES:
         raise OptionError(f"--ntk-dtype: expected {' or '.join(DTYPE_NAMES)}, got {_shown(dtype)}")
@@ -197,7 +206,7 @@ def run_options(get: Callable[[str], Any]) -> RunOptions:
         device=device, dtype=dtype, implementation_spec=get("ntk_implementation"),
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         memory_budget_bytes=int(budget * 2**20), timeout_seconds=timeout, resume=bool(get("ntk_resume")),
-        tf32=tf32,
+        tf32=tf32, calibration=calibration,
     )
 
 

@@ -157,7 +157,8 @@ def resume_key(case: Case, options: RunOptions) -> str:
     payload = {"kind": case.kind, "id": case.id, "sections": sections, "implementation": case.implementation_spec,
                "expected_failure": case.expected_failure,
                "options": {"device": options.device, "dtype": options.dtype, "implementation": options.implementation_spec,
-                           "memory_budget_bytes": options.memory_budget_bytes},
+                           "memory_budget_bytes": options.memory_budget_bytes, "tf32": options.tf32,
+                           "calibration": options.calibration},
                "versions": {name: metadata.version(name) for name in ("torch", "numpy", "scipy")},
                "source": _DIGEST[0], "user_code": _user_code_digest(case, options)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:40]

@@ -21,21 +21,22 @@ from .infinite_width import infinite_width_ntk
 from .exact import ExactLaw
 from .joint import EntryLaw, JointLaw, MomentSummary, moment_summary, summarize_moments
 from .asymptotic import asymptotic_dispersion
-from .acceptance import (CALIBRATION_VERSION, DEFAULT_DELTA, SCALE_FREE_STATISTICS, STATISTICS, acceptance_intervals,
+from .acceptance import (CALIBRATION_VERSION, DEFAULT_DELTA, SCALE_FREE_STATISTICS, STATISTICS, AcceptanceDecisions,
+                         acceptance_decisions, acceptance_intervals,
                          calibration_layer_draws, check_law, estimate, goodness_of_fit,
                          goodness_of_fit_critical_distance, map_replicates, reference_error_bound, reference_sample,
                          replicate_count, replicate_estimates)
 from .power import (DetectableScale, PowerEstimate, ScaleAcceptance, case_minimum_detectable_scale,
-                    minimum_detectable_scale, power_at_scale, scale_acceptance)
+                    minimum_detectable_scale, normal_detectable_scale, power_at_scale, scale_acceptance)
 from .two_sample import ks_entries, permutation_test, permutation_tests
 
 __all__ = [
     "NotApplicable", "PHASES", "chi_1", "depth_to_width", "edge_of_chaos_sigma_w2", "phase_of",
     "variance_fixed_point", "infinite_width_ntk", "ExactLaw", "asymptotic_dispersion",
-    "STATISTICS", "acceptance_intervals", "estimate", "goodness_of_fit",
+    "STATISTICS", "AcceptanceDecisions", "acceptance_decisions", "acceptance_intervals", "estimate", "goodness_of_fit",
     "JointLaw", "EntryLaw", "MomentSummary", "moment_summary", "summarize_moments",
     "CALIBRATION_VERSION", "DEFAULT_DELTA", "SCALE_FREE_STATISTICS", "calibration_layer_draws", "check_law",
     "goodness_of_fit_critical_distance", "map_replicates", "reference_error_bound", "reference_sample",
     "replicate_count", "replicate_estimates", "DetectableScale", "PowerEstimate", "ScaleAcceptance", "case_minimum_detectable_scale",
-    "minimum_detectable_scale", "power_at_scale", "scale_acceptance", "ks_entries", "permutation_test", "permutation_tests",
+    "minimum_detectable_scale", "normal_detectable_scale", "power_at_scale", "scale_acceptance", "ks_entries", "permutation_test", "permutation_tests",
 ]

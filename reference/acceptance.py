@@ -2,7 +2,8 @@
 
 Owns: the estimators the harness applies to measured NTK samples (:func:`estimate`), their
 exact sampling distributions at the case's sample size (:func:`acceptance_intervals`, built
-on :func:`map_replicates`), and a goodness-of-fit p-value against the exact law
+on :func:`map_replicates`; :func:`acceptance_decisions`, the same verdicts from only the
+replicates they need), and a goodness-of-fit p-value against the exact law
 (:func:`goodness_of_fit`).  The guarantee below holds for each check of ONE fixed, cached
 calibration, not only on average over calibration seeds.
 
@@ -82,6 +83,16 @@ cores (docs/measurements/calibration_and_power.md).
 Results are cached as JSON (written atomically) under ``cache_dir``; the key holds every
 parameter and ``CALIBRATION_VERSION``, so entries of other versions are never reused.
 
+Decisions without the interval
+------------------------------
+A verdict needs only ``lo <= t <= hi``, i.e. at least m replicates ``<= t`` and at least m
+``>= t`` (NaN as +inf).  :func:`acceptance_decisions` draws the same seeded blocks and stops at
+the first block, in block order, where every estimate has both: the verdict of the full
+interval, for the same calibration and guarantee, from ``2^18 // S`` data sets instead of R
+for a typical passing estimate (R / block = 211 blocks at S = 400, alpha = 1e-4).  An estimate
+outside the interval is known to be outside only after the last block; then the intervals are
+computed (and cached) as here.
+
 Goodness of fit
 ---------------
 Kolmogorov-Smirnov distance D between the measured samples and a large exact reference
@@ -108,6 +119,7 @@ import math
 import numbers
 import os
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as _stats
@@ -317,6 +329,14 @@ def _atomic_write_json(path: str, content: dict) -> None:
         raise
 
 
+def _calibration_payload(law, networks, alpha, statistics, seed, delta, m, replicates) -> dict:
+    """Every parameter of a calibration: its cache key."""
+    return {"law": law.key(), "networks": networks, "alpha": alpha, "statistics": list(statistics),
+            "seed": seed, "replicates": replicates, "m": m, "delta": delta,
+            "construction": "exchangeable" if delta is None else "tolerance",
+            "block_draws": _BLOCK_DRAWS, "version": CALIBRATION_VERSION}
+
+
 def acceptance_intervals(law, networks: int, alpha: float = 1e-3, statistics=STATISTICS, cache_dir=None,
                          seed: int = 0, *, delta=DEFAULT_DELTA, m: int = 1,
                          threads=None) -> dict[str, tuple[float, float]]:
@@ -339,10 +359,7 @@ def acceptance_intervals(law, networks: int, alpha: float = 1e-3, statistics=STA
     delta = _check_delta(delta)
     m = integer_at_least("m", m, 1)
     replicates = replicate_count(alpha, delta=delta, m=m)
-    payload = {"law": law.key(), "networks": networks, "alpha": alpha, "statistics": list(statistics),
-               "seed": seed, "replicates": replicates, "m": m, "delta": delta,
-               "construction": "exchangeable" if delta is None else "tolerance",
-               "block_draws": _BLOCK_DRAWS, "version": CALIBRATION_VERSION}
+    payload = _calibration_payload(law, networks, alpha, statistics, seed, delta, m, replicates)
     path = _cache_path(cache_dir, payload) if cache_dir is not None else None
     if path is not None and os.path.exists(path):
         try:
@@ -363,6 +380,123 @@ def acceptance_intervals(law, networks: int, alpha: float = 1e-3, statistics=STA
     if path is not None:
         _atomic_write_json(path, {"payload": payload, "intervals": {s: list(v) for s, v in intervals.items()}})
     return intervals
+
+
+# ---------------------------------------------------------------------------- decisions
+@dataclass
+class AcceptanceDecisions:
+    """Whether each estimate lies in its calibrated acceptance interval (:func:`acceptance_decisions`).
+
+    Attributes:
+        accepted: ``{statistic: bool}``, exactly ``lo <= estimate <= hi`` for the interval
+            :func:`acceptance_intervals` returns with the same arguments.
+        intervals: ``{statistic: (lo, hi)}`` when an estimate is rejected (every replicate was
+            drawn then), else None: accepted estimates need no interval.
+        replicates_drawn: the replicate data sets the decision used (all R when one is rejected).
+        replicates: R, the calibration's replicate count (:func:`replicate_count`).
+    """
+
+    accepted: dict
+    intervals: dict | None
+    replicates_drawn: int
+    replicates: int
+
+    def describe(self, statistic: str, alpha: float) -> str:
+        """The accepted region in words, e.g. ``[2.1, 3.4] at level 0.0001`` or, decided early,
+        ``inside the calibrated interval at level 0.0001 (decided on 655 of 138155 replicates)``."""
+        if self.intervals is not None:
+            low, high = self.intervals[statistic]
+            return f"[{low:.6g}, {high:.6g}] at level {alpha:.2g}"
+        return (f"inside the calibrated interval at level {alpha:.2g} (decided on {self.replicates_drawn} of "
+                f"{self.replicates} replicates)")
+
+
+def acceptance_decisions(law, networks: int, estimates, alpha: float = 1e-3, cache_dir=None, seed: int = 0, *,
+                         delta=DEFAULT_DELTA, m: int = 1, threads=None) -> AcceptanceDecisions:
+    """The verdicts of :func:`acceptance_intervals` on ``estimates`` without the interval where
+    it is not needed: the same decision, usually from one block of replicates instead of R.
+
+    ``estimates``: ``{statistic: measured value}`` of data of size S = ``networks``.  With the
+    m-th order statistics as ends, ``lo <= t`` iff at least m replicates are ``<= t`` and
+    ``t <= hi`` iff at least m are ``>= t`` (a NaN replicate counts as +inf, as there).  The
+    replicates are drawn in the blocks of :func:`map_replicates` with ``entropy=seed`` -- the
+    very data sets :func:`acceptance_intervals` ranks -- and counted block by block, in block
+    order; once every estimate has m replicates on each side it is inside the interval,
+    whatever the other replicates are, and the rest are never drawn.  A NaN estimate is
+    rejected (the closed-interval check fails).  An estimate that is still undecided after
+    the last block is outside: then every replicate has been drawn, and the intervals of all
+    statistics are computed (and cached under ``cache_dir`` like :func:`acceptance_intervals`;
+    a cached calibration answers such a call without drawing).  The result depends on the
+    arguments only (never on the cache or ``threads``): ``replicates_drawn`` counts the blocks
+    up to the deciding one.  Same guarantee as :func:`acceptance_intervals`, which it equals.
+    """
+    check_law(law)
+    networks = integer_at_least("networks", networks, 2)
+    alpha = probability_open("alpha", alpha)
+    statistics = _check_statistics(tuple(estimates))
+    observed = {s: float(estimates[s]) for s in statistics}
+    seed = integer_at_least("seed", seed, 0)
+    delta = _check_delta(delta)
+    m = integer_at_least("m", m, 1)
+    threads = _check_threads(threads)
+    replicates = replicate_count(alpha, delta=delta, m=m)
+
+    def full() -> AcceptanceDecisions:
+        intervals = acceptance_intervals(law, networks, alpha, statistics, cache_dir, seed, delta=delta, m=m,
+                                         threads=threads)
+        accepted = {s: bool(intervals[s][0] <= observed[s] <= intervals[s][1]) for s in statistics}
+        return AcceptanceDecisions(accepted, intervals, replicates, replicates)
+
+    if any(math.isnan(v) for v in observed.values()):
+        return full()
+    cached = _cached_intervals(law, networks, alpha, statistics, seed, delta, m, replicates, cache_dir)
+    if cached is not None and not all(lo <= observed[s] <= hi for s, (lo, hi) in cached.items()):
+        return AcceptanceDecisions({s: bool(lo <= observed[s] <= hi) for s, (lo, hi) in cached.items()},
+                                   cached, replicates, replicates)
+    layout = block_layout(networks, replicates)
+    below = dict.fromkeys(statistics, 0)
+    above = dict.fromkeys(statistics, 0)
+    drawn = 0
+
+    def count(block: int) -> dict[str, tuple[int, int]]:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block,)))
+        x = np.asarray(law.sample(layout[block] * networks, rng), dtype=float).reshape(layout[block], networks)
+        values = _estimates(x, statistics)
+        return {s: (int(np.sum(values[s] <= observed[s])),
+                    int(np.sum(np.isnan(values[s]) | (values[s] >= observed[s])))) for s in statistics}
+
+    pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 and len(layout) > 1 else None
+    try:
+        for start in range(0, len(layout), threads):
+            wave = range(start, min(start + threads, len(layout)))
+            counts = list(pool.map(count, wave)) if pool is not None else [count(b) for b in wave]
+            for block, found in zip(wave, counts):   # block order: the deciding block is the same for any threads
+                drawn += layout[block]
+                for s in statistics:
+                    below[s] += found[s][0]
+                    above[s] += found[s][1]
+                if all(below[s] >= m and above[s] >= m for s in statistics):
+                    return AcceptanceDecisions(dict.fromkeys(statistics, True), None, drawn, replicates)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return full()
+
+
+def _cached_intervals(law, networks, alpha, statistics, seed, delta, m, replicates, cache_dir):
+    """The intervals :func:`acceptance_intervals` cached for these arguments, or None."""
+    if cache_dir is None:
+        return None
+    path = _cache_path(cache_dir, _calibration_payload(law, networks, alpha, statistics, seed, delta, m, replicates))
+    try:
+        with open(path) as handle:
+            stored = json.load(handle)
+        if stored.get("payload") != _calibration_payload(law, networks, alpha, statistics, seed, delta, m,
+                                                         replicates):
+            return None
+        return {s: (float(stored["intervals"][s][0]), float(stored["intervals"][s][1])) for s in statistics}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 # ---------------------------------------------------------------------------- goodness of fit

@@ -117,6 +117,16 @@ _FACTOR_TYPE = np.array([0, 1, 2, 1, 0])
 
 _POPCOUNT_MAX_WIDTH = 255
 _CHUNK = 1 << 16
+# popcount of every byte value, for NumPy < 2.0 (no np.bitwise_count there)
+_BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
+
+
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 word, uint8, shape of ``words``: ``np.bitwise_count`` where NumPy
+    has it (2.0+), else the sum of a 256-entry table over the word's 8 bytes (same values)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words)
+    return _BYTE_POPCOUNT[words.view(np.uint8).reshape(words.shape + (8,))].sum(axis=-1, dtype=np.uint8)
 
 
 def _binomial_half(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -131,7 +141,7 @@ def _binomial_half(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
         words = rng.bit_generator.random_raw(size)  # uniform uint64
         if bits < 64:
             np.bitwise_and(words, np.uint64((1 << bits) - 1), out=words)
-        counts = np.bitwise_count(words)            # uint8
+        counts = _popcount(words)                   # uint8
         if total is None:
             total = counts
         else:

@@ -415,6 +415,70 @@ def two_sample_detectable_scale(exact: np.ndarray, networks: int, alpha: float, 
     return solve(1.0, 1e-3), solve(1.0, 1e3)
 
 
+def _normal_solve(power_at, target: float, inside: float, outside: float) -> float:
+    """The c between ``inside`` (power below target) and ``outside`` where ``power_at`` reaches
+    ``target`` (bisection to 1e-6); ``outside`` when even it stays below."""
+    if power_at(outside) < target:
+        return outside
+    for _ in range(60):
+        middle = 0.5 * (inside + outside)
+        if power_at(middle) >= target:
+            outside = middle
+        else:
+            inside = middle
+        if abs(outside - inside) < 1e-6:
+            break
+    return outside
+
+
+def normal_detectable_scale(law, networks: int, level: float, statistics=_acceptance.STATISTICS, *,
+                            power: float = 0.9, reference_seed: int = 0) -> tuple[float, float]:
+    """The factors c < 1 and c > 1 at which ONE of the case's scale-sensitive checks (``mean``,
+    ``log_mean``, each at its own ``level``) catches ``Theta -> c Theta`` with probability ``power``,
+    in the normal approximation: no calibration replicates needed.
+
+    For the estimator T of one check, with exact mean mu_T and standard deviation sd_T at S =
+    ``networks`` samples, its calibrated interval at ``level`` is taken as ``mu_T +- z sd_T`` with
+    ``z = z_{1 - 1 / (R + 1)}``, R = :func:`reference.acceptance.replicate_count` (``level``): the
+    interval's ends are the extremes of R replicates, whose expected tail mass is ``1 / (R + 1)``
+    (smaller than ``level / 2``: the price of the per-check guarantee). A scaled sample moves T to ``mu_T + log c`` (log_mean; sd
+    unchanged) or to ``c mu_T`` with sd ``c sd_T`` (mean), so
+    ``power(c) = Phi((|shift| - z sd_T) / sd_c) + Phi((-|shift| - z sd_T) / sd_c)``.
+    log_mean: ``sd_T = sd(log Theta) / sqrt(S)`` over the positive draws of the goodness-of-fit
+    reference sample (:func:`reference.acceptance.reference_sample` with ``reference_seed``,
+    200,000 draws or more); mean: ``sd_T = sqrt((E[Theta^2] - E[Theta]^2) / S)`` from the exact moments.
+    The family catches c whenever one check does, so the best single check bounds its detectable
+    scale from outside (conservative); the normal approximation is good for log_mean (light
+    tails) and optimistic for the mean of a heavy-tailed law, so the mean is used only where
+    log_mean is not checked. ``(0, inf)`` when neither is checked (scale-free checks only).
+    tests/reference/test_reference_power.py compares it with :func:`case_minimum_detectable_scale`.
+    """
+    statistics = _acceptance._check_statistics(statistics)
+    networks = integer_at_least("networks", networks, 2)
+    level = probability_open("level", level)
+    z = float(_stats.norm.isf(1.0 / (_acceptance.replicate_count(level) + 1.0)))
+    if "log_mean" in statistics:
+        sample = _acceptance.reference_sample(law, _acceptance.default_reference_size(networks), reference_seed)
+        positive = sample[sample > 0]
+        sd = float(np.std(np.log(positive), ddof=1)) / math.sqrt(networks)
+
+        def power_at(c: float) -> float:
+            shift = abs(math.log(c))
+            return float(_stats.norm.cdf((shift - z * sd) / sd) + _stats.norm.cdf((-shift - z * sd) / sd))
+    elif "mean" in statistics:
+        mu = float(law.mean())
+        sd = math.sqrt(max(float(law.second_moment()) - mu * mu, 0.0) / networks)
+
+        def power_at(c: float) -> float:
+            shift = abs(c - 1.0) * abs(mu)
+            return float(_stats.norm.cdf((shift - z * sd) / (c * sd)) + _stats.norm.cdf((-shift - z * sd) / (c * sd)))
+    else:
+        return 0.0, math.inf
+    if sd <= 0:
+        return 0.0, math.inf
+    return _normal_solve(power_at, power, 1.0, 1e-3), _normal_solve(power_at, power, 1.0, 1e3)
+
+
 def case_minimum_detectable_scale(law, networks: int, false_alarm_rate: float = 1e-3,
                                   statistics=_acceptance.STATISTICS, goodness_of_fit: bool = True, *,
                                   cache_dir=None, calibration_seed: int = 0, reference_seed: int = 0,

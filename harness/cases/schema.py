@@ -463,7 +463,9 @@ def assign_ids(cases: list[Case], kinds: Mapping[str, Any], source: Path | str =
 def load_case_file(path: str | Path, kinds: Mapping[str, Any], known_markers=None) -> list[Case]:
     """Parse, validate and expand every case of one file, with ids; raises :class:`CaseError`.
 
-    Two ``[[case]]`` tables of one name are refused (naming both). ``known_markers``: the
+    Two cases of one id are refused, naming both positions (:func:`assign_ids`); tables that
+    share a name but differ in the parameters the id shows stay distinct cases (the id tells
+    them apart; ``cases/dispersion/quick.toml`` names all its tables ``quick``). ``known_markers``: the
     markers a case may carry (the harness's and, under pytest, those registered in its
     configuration); a case naming another is refused, naming the marker. None: not checked.
     """

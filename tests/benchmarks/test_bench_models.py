@@ -103,8 +103,11 @@ class PeakTensorMemory(TorchDispatchMode):
         return out
 
 
-def peak_memory(compute, device: str) -> tuple[int, str]:
-    """(peak bytes of one call of ``compute``, how they were measured)."""
+def peak_memory(compute, device: str) -> tuple[int | None, str]:
+    """(peak bytes of one call of ``compute``, how they were measured); (None, why) where the
+    call, which has just run without the tracker, raises inside it: torch 2.3's forward AD
+    passes a Python float to ``aten.alias`` under a dispatch mode (the attention model's
+    scale), which torch 2.4+ does not. The speed is still measured; the memory is not."""
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -112,8 +115,11 @@ def peak_memory(compute, device: str) -> tuple[int, str]:
         compute()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before, "torch.cuda.max_memory_allocated"
-    with PeakTensorMemory() as tracker:
-        compute()
+    try:
+        with PeakTensorMemory() as tracker:
+            compute()
+    except RuntimeError as exc:
+        return None, f"not measured: the call raises under a TorchDispatchMode on torch {torch.__version__} ({exc})"
     return tracker.peak, "aten tensor storages (TorchDispatchMode)"
 
 
@@ -164,7 +170,7 @@ def table(data: dict) -> list[list]:
             fastest = bench["stats"]["min"]
             info = bench["extra_info"]
             rows.append([point, name, info["parameters"], f"{fastest * 1e3:.3g}", f"{bench['stats']['mean'] * 1e3:.3g}",
-                         f"{info['peak_memory_bytes'] / 1024:.4g}", f"{baseline / fastest:.3g}x" if baseline else ""])
+                         f"{info['peak_memory_bytes'] / 1024:.4g}" if info["peak_memory_bytes"] is not None else "-", f"{baseline / fastest:.3g}x" if baseline else ""])
     return rows
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import ntk_harness
+from cluster_support import ntk_harness
 
 from harness.cluster.address import ClusterAddress, parse_address
 from harness.cluster.reruns import attempts, describe
@@ -62,7 +62,7 @@ MISSING_DASK = ("import sys; sys.modules['distributed'] = None  # import distrib
 def test_without_dask_the_option_is_one_line_naming_the_extra(case_dir):
     import subprocess
 
-    from conftest import environment
+    from cluster_support import environment
 
     result = subprocess.run([sys.executable, "-c", MISSING_DASK, "run", "mycases", "--ntk-cluster", "local:2"],
                             cwd=case_dir, env=environment(), capture_output=True, text=True, timeout=300)
@@ -80,7 +80,7 @@ NO_DASK_IMPORTED = ("import sys\nfrom harness.cli import main\ncode = main(sys.a
 def test_a_run_without_the_option_never_imports_dask(case_dir):
     import subprocess
 
-    from conftest import environment
+    from cluster_support import environment
 
     result = subprocess.run([sys.executable, "-c", NO_DASK_IMPORTED, "run", "mycases/dispersion.toml", "--json"],
                             cwd=case_dir, env=environment(), capture_output=True, text=True, timeout=300)

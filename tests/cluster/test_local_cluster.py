@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 
-from conftest import environment, explain, ntk_harness, without_timings
+from cluster_support import environment, explain, ntk_harness, without_timings
 from records_compare import compare
 
 from harness.records import document

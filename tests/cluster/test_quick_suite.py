@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from conftest import ROOT, explain, ntk_harness
+from cluster_support import ROOT, explain, ntk_harness
 from records_compare import compare
 
 from harness.records import document

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import environment, explain, ntk_harness
+from cluster_support import environment, explain, ntk_harness
 from records_compare import compare
 
 from harness.records import document

@@ -81,3 +81,44 @@ def test_a_ten_percent_scale_error_fails_the_joint_law_checks_of_smooth_cases(ca
                                                      cache_dir=tmp_path))
     statistical = [c.name for c in wrong.failed_checks if "differential" not in c.name]
     assert any("joint law" in name for name in statistical), [c.name for c in wrong.failed_checks]
+
+
+@pytest.fixture(scope="module")
+def powered_case():
+    """A quick case that records its detectable scale (quick-depth has ``power = false``)."""
+    (case,) = [c for c in load_case_file(ROOT / "cases" / "dispersion" / "quick.toml") if c.id == "quick[eoc-w64-L2-s2]"]
+    return case
+
+
+@pytest.mark.parametrize("implementation", ["jacobian", "tests.ntk.broken:drops_biases"])
+def test_decided_and_full_calibrations_give_the_same_verdicts(powered_case, implementation, tmp_path):
+    """--ntk-calibration decide (default) and full: every check the same verdict on the same
+    networks; a passing calibrated check says on how many replicates it was decided instead of
+    printing its interval; a failing one prints the full calibration's interval in both modes."""
+    decided = KINDS["dispersion"].run(powered_case, RunOptions(implementation_spec=implementation,
+                                                                cache_dir=tmp_path / "a"))
+    full = KINDS["dispersion"].run(powered_case, RunOptions(implementation_spec=implementation, cache_dir=tmp_path / "b",
+                                                        calibration="full"))
+    assert [(c.name, c.passed) for c in decided.checks] == [(c.name, c.passed) for c in full.checks]
+    calibrated = [(d, f) for d, f in zip(decided.checks, full.checks) if "calibrated interval" in d.name]
+    assert calibrated
+    for d, f in calibrated:
+        assert f.accepted is not None and f.expected.startswith("[")
+        if d.passed and all(x.passed for x, _ in calibrated):
+            assert d.accepted is None and "decided on" in d.expected, d.expected
+        else:
+            assert d.accepted == f.accepted and d.expected == f.expected
+    low, high = decided.result.minimum_detectable_scale.low, decided.result.minimum_detectable_scale.high
+    assert 0 < low < 1 < high
+    if all(d.passed for d, _ in calibrated):
+        assert "normal approximation" in decided.result.detectable_scale_method
+    else:
+        assert decided.result.minimum_detectable_scale == full.result.minimum_detectable_scale
+
+
+def test_a_bad_calibration_mode_is_one_line_naming_the_option():
+    from harness.options import OptionError, run_options
+
+    values = {"ntk_memory_budget": "512", "ntk_calibration": "fast"}
+    with pytest.raises(OptionError, match=r"--ntk-calibration: expected decide or full, got 'fast'"):
+        run_options(values.get)

@@ -140,3 +140,60 @@ def test_cache_round_trip(tmp_path):
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         acceptance_intervals(ExactLaw((4, 4), 2.0), **kwargs)
+
+
+# ---------------------------------------------------------------- decisions without the interval
+def _decision_cases():
+    """(law, S, alpha, m): several blocks of replicates each (S = 2000: 131 data sets a block)."""
+    return [(ExactLaw((4, 4, 4), 2.0), 2000, 0.02, 1), (ExactLaw((3, 5, 5, 5), 3.0, trainable_bias=False), 2000, 0.05, 3)]
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_decisions_equal_the_full_intervals_at_every_estimate(case, tmp_path):
+    """acceptance_decisions gives exactly lo <= t <= hi of acceptance_intervals (same arguments)
+    for estimates inside, at both ends (ties), just beyond them, far out and NaN; with 1 or 2
+    threads; an accepted estimate needs no interval (at the ends it may take every block), a
+    rejected one draws all R and brings the intervals (cached, and then read back without drawing)."""
+    from reference import acceptance_decisions
+
+    law, networks, alpha, m = _decision_cases()[case]
+    statistics = ("mean", "dispersion", "log_mean", "log_variance")
+    intervals = acceptance_intervals(law, networks, alpha, statistics, m=m)
+    replicates = replicate_count(alpha, m=m)
+    for position in ("inside", "low", "high", "below", "above", "nan"):
+        for threads in (1, 2):
+            estimates = {}
+            for s, (lo, hi) in intervals.items():
+                estimates[s] = {"inside": 0.5 * (lo + hi), "low": lo, "high": hi, "below": np.nextafter(lo, -np.inf),
+                                "above": np.nextafter(hi, np.inf), "nan": np.nan}[position]
+            decided = acceptance_decisions(law, networks, estimates, alpha, m=m, threads=threads)
+            assert decided.accepted == {s: bool(lo <= estimates[s] <= hi) for s, (lo, hi) in intervals.items()}
+            assert decided.replicates == replicates
+            if all(decided.accepted.values()):
+                assert decided.intervals is None and 0 < decided.replicates_drawn <= replicates
+            else:
+                assert decided.intervals == intervals and decided.replicates_drawn == replicates
+    # one statistic out, the others inside: all R drawn, every interval returned and cached
+    mixed = {s: 0.5 * (lo + hi) for s, (lo, hi) in intervals.items()}
+    mixed["mean"] = intervals["mean"][1] * 1.5
+    first = acceptance_decisions(law, networks, mixed, alpha, cache_dir=tmp_path, m=m)
+    assert first.accepted == {"mean": False, "dispersion": True, "log_mean": True, "log_variance": True}
+    assert first.intervals == intervals and len(list(tmp_path.iterdir())) == 1
+    again = acceptance_decisions(law, networks, mixed, alpha, cache_dir=tmp_path, m=m)
+    assert again == first
+
+
+def test_an_accepted_estimate_is_decided_on_one_block_where_the_full_calibration_draws_hundreds():
+    """The point of deciding: at the quick cases' size (S = 300, alpha 2.5e-5 per check) a typical
+    estimate is decided on the first block of 873 data sets instead of R = 552,620."""
+    from reference import acceptance_decisions
+
+    law = ExactLaw((64, 64, 64), 2.0)
+    rng = np.random.default_rng(5)
+    theta = law.sample(300, rng)
+    estimates = {s: estimate(theta, s) for s in ("mean", "log_mean")}
+    decided = acceptance_decisions(law, 300, estimates, 2.5e-5)
+    assert decided.accepted == {"mean": True, "log_mean": True}
+    assert decided.replicates == replicate_count(2.5e-5) and decided.replicates > 500_000
+    assert decided.replicates_drawn == (1 << 18) // 300
+    assert "decided on 873 of" in decided.describe("mean", 2.5e-5)

@@ -110,3 +110,23 @@ def test_sampler_is_reproducible():
     b = law.sample(1000, np.random.default_rng(3))
     assert np.array_equal(a, b)
     assert law.sample(0, np.random.default_rng(0)).shape == (0,)
+
+
+def test_popcount_without_numpy_bitwise_count_gives_the_same_binomial_draws(monkeypatch):
+    """NumPy < 2.0 has no np.bitwise_count: the byte-table popcount must give the same counts,
+    so an exact law draws the same Binomial(n, 1/2) values on the declared NumPy floor."""
+    import numpy as np
+    from reference import exact
+
+    words = np.random.default_rng(7).bit_generator.random_raw(4096)
+    words[:3] = (0, np.iinfo(np.uint64).max, 1 << 63)
+    expected = np.array([bin(int(w)).count("1") for w in words], dtype=np.uint8)
+    with_numpy = exact._popcount(words)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    table = exact._popcount(words)
+    assert table.dtype == np.uint8 and with_numpy.dtype == np.uint8
+    np.testing.assert_array_equal(table, expected)
+    np.testing.assert_array_equal(with_numpy, expected)
+    draws = exact._binomial_half(np.random.default_rng(3), 100, 1000)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(draws, exact._binomial_half(np.random.default_rng(3), 100, 1000))

@@ -211,3 +211,31 @@ def test_the_two_sample_detectable_scale_is_reached_by_the_real_permutation_test
             rejected[c] += p < alpha
     assert rejected[high] / 160 >= 0.82 and rejected[low] / 160 >= 0.82, rejected
     assert rejected[1.0] / 160 <= 0.06, rejected      # the level 0.01; 6/160 has probability ~1e-3 under H0
+
+
+@pytest.mark.parametrize("sigma_w2, bias", [(1.0, True), (2.0, True), (3.0, True), (2.0, False)])
+def test_normal_detectable_scale_is_close_to_the_simulated_one(sigma_w2, bias):
+    """The normal approximation the default (decided) calibration records against the
+    simulation through the case's own calibrated checks (case_minimum_detectable_scale). What
+    the record claims must hold: the approximation may not be optimistic (each side's distance
+    from 1 at least 95% of the simulated one: a 5% allowance for the approximation of the
+    calibrated ends), and it must stay useful (at most 30% wider; the skew of log Theta at
+    width 16 without biases makes it conservative there). Deterministic given the seeds."""
+    from reference import case_minimum_detectable_scale, normal_detectable_scale
+
+    law = ExactLaw((16, 16, 16), sigma_w2, trainable_bias=bias)
+    statistics = ("mean", "dispersion", "log_mean", "log_variance")
+    family = 5e-3
+    simulated = case_minimum_detectable_scale(law, 200, family, statistics, True, replicates=20_000)
+    low, high = normal_detectable_scale(law, 200, family / 5, statistics)
+    for mine, theirs in ((1 - low, 1 - simulated.low), (high - 1, simulated.high - 1)):
+        assert 0.95 * theirs <= mine <= 1.30 * theirs, (low, high, simulated.low, simulated.high)
+
+
+def test_normal_detectable_scale_needs_a_scale_sensitive_check():
+    from reference import normal_detectable_scale
+
+    law = ExactLaw((8, 8, 8), 2.0)
+    assert normal_detectable_scale(law, 100, 1e-3, ("dispersion", "log_variance")) == (0.0, math.inf)
+    low, high = normal_detectable_scale(law, 100, 1e-3, ("mean",))
+    assert 0 < low < 1 < high < 2

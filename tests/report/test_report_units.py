@@ -246,8 +246,9 @@ def test_figures_draw_from_data_and_skip_cleanly_without(tmp_path):
     assert [name for name, _ in drawn] == ["training_relative_change.png", "ntk_matrices.png", "benchmarks.png"]
     assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name, _ in drawn)
     assert [s.split("`")[1] for s in skipped] == ["dispersion_vs_depth.png", "dispersion_offdiagonal_vs_depth.png",
-                                                  "dispersion_vs_correlation.png", "training_claim3.png",
-                                                  "training_figure4.png", "training_losses.png"]
+                                                  "dispersion_vs_correlation.png", "paper_dispersion.png",
+                                                  "training_claim3.png", "training_figure4.png",
+                                                  "training_losses.png"]
     empty = tmp_path / "empty"
     empty.mkdir()
     drawn, skipped = figures.draw_all(_document(), empty)

@@ -8,8 +8,10 @@ NTK implementation (:mod:`harness.montecarlo`), summarizes every entry
 - ``exact``: the exact finite-width law of the NTK.
   * The diagonal Theta(x_0, x_0) of a ReLU network with sigma_b^2 = 0, by its exact O(L)
     law (:class:`reference.ExactLaw`): each statistic in ``expect.statistics`` must fall in
-    its calibrated acceptance interval (:func:`reference.acceptance_intervals`) and the
-    goodness-of-fit p-value must exceed its share of the false-alarm rate.
+    its calibrated acceptance interval (:func:`reference.acceptance_intervals`; by default the
+    verdict is decided from the replicates it needs, :func:`reference.acceptance_decisions`,
+    ``--ntk-calibration``) and the goodness-of-fit p-value must exceed its share of the
+    false-alarm rate.
   * Every other entry (the off-diagonal ones; all of them for tanh, erf, linear or
     sigma_b^2 > 0), by the exact joint law of the row (:class:`reference.JointLaw`,
     Gaussian conditioning): one exact sample of at least as many rows as networks, then
