@@ -192,3 +192,22 @@ def test_the_plugin_module_imports_only_the_standard_library_pytest_and_options_
     assert top <= {"__future__", "pathlib", "pytest", "harness", "harness.report"}, top
     # harness.report's package module holds two names and imports nothing at all.
     assert not _imports(ROOT / "harness" / "report" / "__init__.py")
+
+
+def test_helper_plugins_live_only_for_the_session_and_state_is_in_the_stash(tmp_path):
+    """The plugin's helper (the diagnosis summary) is registered in pytest_configure and gone after
+    pytest_unconfigure, and it keeps no ``config._ntk_harness_*`` attributes (state in config.stash),
+    as pytest's own junitxml does."""
+    seen = {}
+
+    class Probe:
+        def pytest_sessionfinish(self, session):
+            seen["config"] = session.config
+            seen["during"] = session.config.pluginmanager.get_plugin("ntk-harness-diagnoses") is not None
+
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    assert pytest.main([str(tmp_path), "-q", "-p", "no:cacheprovider", "-p", "no:xdist"], plugins=[Probe()]) == 0
+    config = seen["config"]
+    assert seen["during"], "the helper was not registered during the session"
+    assert config.pluginmanager.get_plugin("ntk-harness-diagnoses") is None, "the helper outlived the session"
+    assert not [name for name in vars(config) if name.startswith("_ntk")]
