@@ -354,6 +354,22 @@ def minimum_detectable_scale(law, networks: int, intervals=None, *, power: float
                            acceptance=accepted)
 
 
+def _normal_solve(power_at, target: float, inside: float, outside: float) -> float:
+    """The c between ``inside`` (power below target) and ``outside`` where ``power_at`` reaches
+    ``target`` (bisection to 1e-6); ``outside`` when even it stays below."""
+    if power_at(outside) < target:
+        return outside
+    for _ in range(60):
+        middle = 0.5 * (inside + outside)
+        if power_at(middle) >= target:
+            outside = middle
+        else:
+            inside = middle
+        if abs(outside - inside) < 1e-6:
+            break
+    return outside
+
+
 def two_sample_detectable_scale(exact: np.ndarray, networks: int, alpha: float, *, power: float = 0.9,
                                 entries: int | None = None) -> tuple[float, float]:
     """The factors c < 1 and c > 1 at which the permutation test of the MEAN (over the entries jointly,
@@ -399,36 +415,7 @@ def two_sample_detectable_scale(exact: np.ndarray, networks: int, alpha: float, 
         p = _scipy_stats.norm.cdf((a - tau) / b) + _scipy_stats.norm.cdf((-a - tau) / b)
         return float(p.max())
 
-    def solve(inside: float, outside: float) -> float:
-        if best_power(outside) < power:
-            return outside
-        for _ in range(60):
-            middle = 0.5 * (inside + outside)
-            if best_power(middle) >= power:
-                outside = middle
-            else:
-                inside = middle
-            if abs(outside - inside) < 1e-6:
-                break
-        return outside
-
-    return solve(1.0, 1e-3), solve(1.0, 1e3)
-
-
-def _normal_solve(power_at, target: float, inside: float, outside: float) -> float:
-    """The c between ``inside`` (power below target) and ``outside`` where ``power_at`` reaches
-    ``target`` (bisection to 1e-6); ``outside`` when even it stays below."""
-    if power_at(outside) < target:
-        return outside
-    for _ in range(60):
-        middle = 0.5 * (inside + outside)
-        if power_at(middle) >= target:
-            outside = middle
-        else:
-            inside = middle
-        if abs(outside - inside) < 1e-6:
-            break
-    return outside
+    return _normal_solve(best_power, power, 1.0, 1e-3), _normal_solve(best_power, power, 1.0, 1e3)
 
 
 def normal_detectable_scale(law, networks: int, level: float, statistics=_acceptance.STATISTICS, *,
