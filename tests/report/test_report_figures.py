@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = Path(os.environ.get("NTK_HARNESS_FIGURE_RESULTS", ROOT / "reports" / "example" / "results.json"))
+RESULTS = Path(os.environ.get("NTK_HARNESS_FIGURE_RESULTS", ROOT / "reports" / "example" / "results.json.gz"))
 
 
 def _figures():
